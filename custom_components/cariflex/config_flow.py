@@ -1,0 +1,340 @@
+"""Config flow: the site entry, its options, reconfigure, chargers as sub-entries, discovery."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from typing import Any
+
+import voluptuous as vol
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentry,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import selector
+
+from .access import AuthMode
+from .const import (
+    CONF_AUTH_MODE,
+    CONF_CERTFILE,
+    CONF_CHARGER_ID,
+    CONF_HEARTBEAT_INTERVAL,
+    CONF_KEYFILE,
+    CONF_MAX_CURRENT,
+    CONF_PASSWORD,
+    CONF_PASSWORD_HASH,
+    CONF_PHASES,
+    CONF_SITE_NAME,
+    CONF_SUBSCRIBED_POWER,
+    CONF_UNKNOWN_CHARGERS,
+    CONF_VOLTAGE,
+    CONF_WS_PORT,
+    CONF_WSS_PORT,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CURRENT,
+    DEFAULT_PHASES,
+    DEFAULT_SUBSCRIBED_POWER,
+    DEFAULT_VOLTAGE,
+    DEFAULT_WS_PORT,
+    DEFAULT_WSS_PORT,
+    DOMAIN,
+    SUBENTRY_CHARGER,
+)
+from .ocpp.server import build_ssl_context
+from .ocpp.site import UnknownChargerPolicy, hash_password
+
+CONNECTION_KEYS = (CONF_WS_PORT, CONF_WSS_PORT, CONF_CERTFILE, CONF_KEYFILE)
+PORT = vol.All(vol.Coerce(int), vol.Range(min=0, max=65535))
+POLICY_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=[policy.value for policy in UnknownChargerPolicy],
+        translation_key=CONF_UNKNOWN_CHARGERS,
+        mode=selector.SelectSelectorMode.LIST,
+    )
+)
+AUTH_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=[mode.value for mode in AuthMode],
+        translation_key=CONF_AUTH_MODE,
+        mode=selector.SelectSelectorMode.LIST,
+    )
+)
+PHASES_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(options=["1", "3"], translation_key=CONF_PHASES, mode=selector.SelectSelectorMode.LIST)
+)
+
+
+def _port_free(port: int) -> bool:
+    """Whether a TCP port can be bound on every interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError as err:
+            if err.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _ports_in_use_by_entries(hass: HomeAssistant, exclude: str | None) -> set[int]:
+    ports: set[int] = set()
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.entry_id == exclude:
+            continue
+        for key in (CONF_WS_PORT, CONF_WSS_PORT):
+            if value := entry.data.get(key):
+                ports.add(int(value))
+    return ports
+
+
+async def _validate_connection(hass: HomeAssistant, data: dict[str, Any], current: ConfigEntry | None) -> dict[str, str]:
+    """Check ports and certificate; errors keyed by field."""
+    errors: dict[str, str] = {}
+    ws_port = int(data.get(CONF_WS_PORT) or 0)
+    certfile = data.get(CONF_CERTFILE)
+    # The wss port is only opened when a certificate is given.
+    wss_port = int(data.get(CONF_WSS_PORT) or 0) if certfile else 0
+    if not ws_port and not wss_port:
+        errors["base"] = "no_port"
+        return errors
+    if ws_port and ws_port == wss_port:
+        errors[CONF_WSS_PORT] = "same_port"
+        return errors
+    taken = _ports_in_use_by_entries(hass, current.entry_id if current else None)
+    ours: set[int] = set()
+    if current is not None and current.state is ConfigEntryState.LOADED:
+        ours = {int(current.data.get(key) or 0) for key in (CONF_WS_PORT, CONF_WSS_PORT)}
+    for key, port in ((CONF_WS_PORT, ws_port), (CONF_WSS_PORT, wss_port)):
+        if not port or port in ours:
+            continue
+        if port in taken or not await hass.async_add_executor_job(_port_free, port):
+            errors[key] = "port_in_use"
+    if certfile:
+        try:
+            await hass.async_add_executor_job(build_ssl_context, certfile, data.get(CONF_KEYFILE))
+        except (OSError, ssl.SSLError, ValueError):
+            errors[CONF_CERTFILE] = "invalid_certificate"
+    return errors
+
+
+def _connection_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
+    return {
+        vol.Required(CONF_WS_PORT, default=defaults.get(CONF_WS_PORT, DEFAULT_WS_PORT)): PORT,
+        vol.Optional(CONF_WSS_PORT, default=defaults.get(CONF_WSS_PORT, DEFAULT_WSS_PORT)): PORT,
+        vol.Optional(CONF_CERTFILE, description={"suggested_value": defaults.get(CONF_CERTFILE)}): str,
+        vol.Optional(CONF_KEYFILE, description={"suggested_value": defaults.get(CONF_KEYFILE)}): str,
+    }
+
+
+def _site_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
+    return {
+        vol.Required(
+            CONF_UNKNOWN_CHARGERS, default=defaults.get(CONF_UNKNOWN_CHARGERS, UnknownChargerPolicy.ACCEPT.value)
+        ): POLICY_SELECTOR,
+        vol.Required(CONF_AUTH_MODE, default=defaults.get(CONF_AUTH_MODE, AuthMode.OPEN.value)): AUTH_SELECTOR,
+        vol.Required(CONF_PHASES, default=str(defaults.get(CONF_PHASES, DEFAULT_PHASES))): PHASES_SELECTOR,
+        vol.Required(CONF_VOLTAGE, default=defaults.get(CONF_VOLTAGE, DEFAULT_VOLTAGE)): vol.All(
+            vol.Coerce(int), vol.Range(min=100, max=480)
+        ),
+        vol.Required(CONF_SUBSCRIBED_POWER, default=defaults.get(CONF_SUBSCRIBED_POWER, DEFAULT_SUBSCRIBED_POWER)): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=100_000)
+        ),
+        vol.Required(
+            CONF_HEARTBEAT_INTERVAL, default=defaults.get(CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)
+        ): vol.All(vol.Coerce(int), vol.Range(min=10, max=86_400)),
+    }
+
+
+def _split(user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Entry data (name, ports, TLS) and options (everything else)."""
+    data = {key: value for key, value in user_input.items() if key in (CONF_SITE_NAME, *CONNECTION_KEYS)}
+    options = {key: value for key, value in user_input.items() if key not in data}
+    if CONF_PHASES in options:
+        options[CONF_PHASES] = int(options[CONF_PHASES])
+    return data, options
+
+
+class CariflexConfigFlow(ConfigFlow, domain=DOMAIN):
+    """A site: its OCPP ports and how it treats chargers."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    _discovered: dict[str, Any]
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> CariflexOptionsFlow:
+        """Site options."""
+        return CariflexOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(cls, config_entry: ConfigEntry) -> dict[str, type[ConfigSubentryFlow]]:
+        """Chargers are sub-entries of a site."""
+        return {SUBENTRY_CHARGER: ChargerSubentryFlow}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Create a site."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = await _validate_connection(self.hass, user_input, None)
+            if not errors:
+                data, options = _split(user_input)
+                return self.async_create_entry(title=user_input[CONF_SITE_NAME], data=data, options=options)
+        defaults = user_input or {}
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SITE_NAME, default=defaults.get(CONF_SITE_NAME, "")): str,
+                **_connection_schema(defaults),
+                **_site_options_schema(defaults),
+            }
+        )
+        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Change the ports or the certificate of a site."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = await _validate_connection(self.hass, user_input, entry)
+            if not errors:
+                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+        defaults = user_input or dict(entry.data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(_connection_schema(defaults)),
+            errors=errors,
+            description_placeholders={"site": entry.title},
+        )
+
+    async def async_step_integration_discovery(self, discovery_info: dict[str, Any]) -> ConfigFlowResult:
+        """An unknown charger knocked at a site that asks before accepting."""
+        charger_id = str(discovery_info[CONF_CHARGER_ID])
+        await self.async_set_unique_id(f"{discovery_info['entry_id']}_{charger_id}")
+        self._abort_if_unique_id_configured()
+        entry = self.hass.config_entries.async_get_entry(discovery_info["entry_id"])
+        if entry is None:
+            return self.async_abort(reason="site_not_found")
+        if any(sub.unique_id == charger_id for sub in entry.subentries.values()):
+            return self.async_abort(reason="already_configured")
+        self._discovered = {"entry_id": entry.entry_id, CONF_CHARGER_ID: charger_id, "site": entry.title}
+        self.context["title_placeholders"] = {"charger": charger_id}
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Let the user accept the charger."""
+        charger_id = self._discovered[CONF_CHARGER_ID]
+        if user_input is not None:
+            entry = self.hass.config_entries.async_get_entry(self._discovered["entry_id"])
+            if entry is None:
+                return self.async_abort(reason="site_not_found")
+            if not any(sub.unique_id == charger_id for sub in entry.subentries.values()):
+                self.hass.config_entries.async_add_subentry(
+                    entry,
+                    ConfigSubentry(
+                        data={CONF_CHARGER_ID: charger_id},  # type: ignore[arg-type]
+                        subentry_type=SUBENTRY_CHARGER,
+                        title=user_input.get("name") or charger_id,
+                        unique_id=charger_id,
+                    ),
+                )
+            return self.async_abort(reason="charger_added", description_placeholders={"charger": charger_id})
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            data_schema=vol.Schema({vol.Optional("name", default=charger_id): str}),
+            description_placeholders={"charger": charger_id, "site": self._discovered["site"]},
+        )
+
+
+class CariflexOptionsFlow(OptionsFlow):
+    """Site options: unknown chargers, badges, grid connection, heartbeat."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The only step."""
+        if user_input is not None:
+            _data, options = _split(user_input)
+            return self.async_create_entry(data=options)
+        return self.async_show_form(
+            step_id="init", data_schema=vol.Schema(_site_options_schema(dict(self.config_entry.options)))
+        )
+
+
+class ChargerSubentryFlow(ConfigSubentryFlow):
+    """A charger of the site: its id, name, password (security profile 1/2) and max current."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Declare a charger before it connects."""
+        errors: dict[str, str] = {}
+        entry = self._get_entry()
+        if user_input is not None:
+            charger_id = user_input[CONF_CHARGER_ID].strip()
+            if not charger_id or "/" in charger_id or len(charger_id) > 48:
+                errors[CONF_CHARGER_ID] = "invalid_charger_id"
+            elif any(sub.unique_id == charger_id for sub in entry.subentries.values()):
+                errors[CONF_CHARGER_ID] = "charger_exists"
+            else:
+                data: dict[str, Any] = {
+                    CONF_CHARGER_ID: charger_id,
+                    CONF_MAX_CURRENT: user_input[CONF_MAX_CURRENT],
+                }
+                if password := user_input.get(CONF_PASSWORD):
+                    data[CONF_PASSWORD_HASH] = await self.hass.async_add_executor_job(hash_password, password)
+                return self.async_create_entry(
+                    title=user_input.get("name") or charger_id, data=data, unique_id=charger_id
+                )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_CHARGER_ID): str,
+                    vol.Optional("name"): str,
+                    vol.Optional(CONF_PASSWORD): selector.TextSelector(
+                        selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+                    ),
+                    vol.Required(CONF_MAX_CURRENT, default=DEFAULT_MAX_CURRENT): vol.All(
+                        vol.Coerce(float), vol.Range(min=6, max=500)
+                    ),
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Change a charger's password or maximum current."""
+        entry = self._get_entry()
+        subentry = self._get_reconfigure_subentry()
+        if user_input is not None:
+            data = dict(subentry.data)
+            data[CONF_MAX_CURRENT] = user_input[CONF_MAX_CURRENT]
+            if user_input.get("clear_password"):
+                data.pop(CONF_PASSWORD_HASH, None)
+            elif password := user_input.get(CONF_PASSWORD):
+                data[CONF_PASSWORD_HASH] = await self.hass.async_add_executor_job(hash_password, password)
+            return self.async_update_and_abort(entry, subentry, data=data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(
+                {
+                    vol.Optional(CONF_PASSWORD): selector.TextSelector(
+                        selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+                    ),
+                    vol.Optional("clear_password", default=False): bool,
+                    vol.Required(
+                        CONF_MAX_CURRENT, default=subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT)
+                    ): vol.All(vol.Coerce(float), vol.Range(min=6, max=500)),
+                }
+            ),
+            description_placeholders={"charger": subentry.data[CONF_CHARGER_ID]},
+        )
+

@@ -1,0 +1,43 @@
+"""Constants of the Cariflex integration."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOMAIN: Final = "cariflex"
+MANUFACTURER: Final = "Cariflex"
+
+CONF_SITE_NAME: Final = "site_name"
+CONF_WS_PORT: Final = "ws_port"
+CONF_WSS_PORT: Final = "wss_port"
+CONF_CERTFILE: Final = "certfile"
+CONF_KEYFILE: Final = "keyfile"
+CONF_UNKNOWN_CHARGERS: Final = "unknown_chargers"
+CONF_PHASES: Final = "phases"
+CONF_VOLTAGE: Final = "voltage"
+CONF_SUBSCRIBED_POWER: Final = "subscribed_power_kw"
+CONF_AUTH_MODE: Final = "auth_mode"
+CONF_HEARTBEAT_INTERVAL: Final = "heartbeat_interval"
+CONF_CALL_TIMEOUT: Final = "call_timeout"
+
+# Charger sub-entries
+SUBENTRY_CHARGER: Final = "charger"
+CONF_CHARGER_ID: Final = "charger_id"
+CONF_PASSWORD: Final = "password"
+CONF_PASSWORD_HASH: Final = "password_hash"
+CONF_MAX_CURRENT: Final = "max_current"
+
+DEFAULT_WS_PORT: Final = 9000
+DEFAULT_WSS_PORT: Final = 9043
+DEFAULT_PHASES: Final = 3
+DEFAULT_VOLTAGE: Final = 230
+DEFAULT_SUBSCRIBED_POWER: Final = 36.0
+DEFAULT_HEARTBEAT_INTERVAL: Final = 300
+DEFAULT_CALL_TIMEOUT: Final = 30
+DEFAULT_MAX_CURRENT: Final = 32
+
+EVENT_DATA_TRANSFER: Final = "cariflex_data_transfer"
+EVENT_SESSION_ENDED: Final = "cariflex_session_ended"
+
+STORAGE_VERSION: Final = 1
+HISTORY_LIMIT: Final = 500

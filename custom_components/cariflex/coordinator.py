@@ -1,0 +1,106 @@
+"""Push coordinators: one per charger, fed by the charger model once per message."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from .const import DOMAIN
+from .ocpp.model import Charger, ChargerInfo
+
+if TYPE_CHECKING:
+    from .runtime import CariflexRuntime
+
+_LOGGER = logging.getLogger(__name__)
+
+ConnectorCallback = Callable[[int], None]
+
+
+class ChargerCoordinator(DataUpdateCoordinator[Charger]):
+    """Carries one charger's model to its entities; no polling."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[CariflexRuntime],
+        charger: Charger,
+        subentry_id: str,
+        max_current: float,
+    ) -> None:
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {charger.charger_id}",
+            update_interval=None,
+        )
+        self.charger = charger
+        self.subentry_id = subentry_id
+        self.max_current = max_current
+        self.data = charger
+        self._connectors: set[int] = set()
+        self._connector_callbacks: list[ConnectorCallback] = []
+        self._was_connected = charger.connected
+        self._info = dataclasses.replace(charger.info)
+        self._unsub = charger.add_listener(self._charger_changed)
+
+    @property
+    def charger_id(self) -> str:
+        """The OCPP charge point id."""
+        return self.charger.charger_id
+
+    def shutdown(self) -> None:
+        """Stop listening to the model."""
+        self._unsub()
+        self._connector_callbacks.clear()
+
+    def on_new_connector(self, callback_fn: ConnectorCallback) -> None:
+        """Call ``callback_fn`` for every connector, now and when one appears."""
+        self._connector_callbacks.append(callback_fn)
+        for connector_id in sorted(self._connectors):
+            callback_fn(connector_id)
+
+    @callback
+    def async_discover_connectors(self) -> None:
+        """Announce connectors not seen before (id >= 1)."""
+        for connector_id in sorted(self.charger.connectors):
+            if connector_id > 0 and connector_id not in self._connectors:
+                self._connectors.add(connector_id)
+                for callback_fn in list(self._connector_callbacks):
+                    callback_fn(connector_id)
+
+    @callback
+    def _charger_changed(self, charger: Charger) -> None:
+        if charger.connected != self._was_connected:
+            self._was_connected = charger.connected
+            if not charger.connected:
+                _LOGGER.info("Charger %s disconnected: its entities are unavailable until it reconnects", charger.charger_id)
+            else:
+                _LOGGER.info("Charger %s connected", charger.charger_id)
+        if charger.info != self._info:
+            self._info = dataclasses.replace(charger.info)
+            self._update_device()
+        self.async_discover_connectors()
+        self.async_set_updated_data(charger)
+
+    def _update_device(self) -> None:
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_device(identifiers={(DOMAIN, self.charger_id)})
+        if device is None:
+            return
+        info = self.charger.info
+        registry.async_update_device(
+            device.id,
+            manufacturer=info.vendor,
+            model=info.model,
+            serial_number=info.serial,
+            sw_version=info.firmware,
+        )
+

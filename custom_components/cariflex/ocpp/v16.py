@@ -1,0 +1,417 @@
+"""OCPP 1.6J adapter: translates 1.6 messages into the protocol-neutral model.
+
+Handlers are short: read the payload, update the model, answer. Follow-up CALLs after
+a message (reading the configuration after boot, re-sending a limit after a reconnect)
+run as spawned tasks, never inside a handler, so the receive loop never waits on itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..access import AuthResult
+from .backend import BootStatus, CentralBackend
+from .errors import PropertyConstraintViolationError, SecurityError
+from .meter import Sample, apply_samples, scale
+from .model import Availability, Charger, ConnectorStatus, ResetKind, Session
+from .rpc import V16, RpcEndpoint
+
+_LOGGER = logging.getLogger(__name__)
+
+STATUS_MAP = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Preparing": ConnectorStatus.PREPARING,
+    "Charging": ConnectorStatus.CHARGING,
+    "SuspendedEV": ConnectorStatus.SUSPENDED_EV,
+    "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
+    "Finishing": ConnectorStatus.FINISHING,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+# Our profiles: fixed ids so a new limit replaces the previous one on the charger.
+TX_DEFAULT_PROFILE_ID = 1000
+TX_PROFILE_ID = 2000
+PROFILE_STACK_LEVEL = 1
+# Messages a charger may send before its BootNotification was accepted.
+_ALLOWED_BEFORE_BOOT = {"BootNotification"}
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (one place to patch in tests)."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """OCPP timestamp: UTC with a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str | None, default: datetime) -> datetime:
+    """Parse an OCPP timestamp; a charger's bad clock never loses a message."""
+    if not value:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return default
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def id_tag_info(result: AuthResult) -> dict[str, Any]:
+    """OCPP 1.6 IdTagInfo."""
+    info: dict[str, Any] = {"status": result.status.value}
+    if result.expiry is not None:
+        info["expiryDate"] = iso(result.expiry)
+    if result.parent_id_tag:
+        info["parentIdTag"] = result.parent_id_tag
+    return info
+
+
+def samples_v16(sampled_values: list[dict[str, Any]]) -> list[Sample]:
+    """Normalise 1.6 SampledValues (value is a string; unit defaults to Wh)."""
+    result: list[Sample] = []
+    for item in sampled_values:
+        if item.get("format") == "SignedData":
+            continue
+        measurand = item.get("measurand", "Energy.Active.Import.Register")
+        try:
+            raw = float(item["value"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        unit = item.get("unit")
+        if unit is None and measurand.startswith("Energy"):
+            unit = "Wh"
+        value = scale(raw, unit)
+        if value is None:
+            continue
+        result.append(Sample(measurand, value, item.get("phase"), item.get("context"), item.get("location")))
+    return result
+
+
+class V16Adapter:
+    """One connected OCPP 1.6 charger."""
+
+    version = V16
+
+    def __init__(self, charger: Charger, backend: CentralBackend, endpoint_factory: Callable[[V16Adapter], RpcEndpoint]) -> None:
+        self.charger = charger
+        self.backend = backend
+        self.endpoint = endpoint_factory(self)
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]] = {
+            "Authorize": self.on_authorize,
+            "BootNotification": self.on_boot_notification,
+            "DataTransfer": self.on_data_transfer,
+            "DiagnosticsStatusNotification": self.on_diagnostics_status,
+            "FirmwareStatusNotification": self.on_firmware_status,
+            "Heartbeat": self.on_heartbeat,
+            "MeterValues": self.on_meter_values,
+            "StartTransaction": self.on_start_transaction,
+            "StatusNotification": self.on_status_notification,
+            "StopTransaction": self.on_stop_transaction,
+        }
+
+    # ------------------------------------------------------------- dispatch
+    async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Route one validated CALL from the charger."""
+        handler = self._handlers.get(action)
+        if handler is None:
+            from .errors import NotSupportedError
+
+            raise NotSupportedError(f"{action} is not handled by a central system")
+        if self.charger.boot_status in (BootStatus.PENDING, BootStatus.REJECTED) and action not in _ALLOWED_BEFORE_BOOT:
+            raise SecurityError("BootNotification not accepted yet")
+        now = utcnow()
+        self.charger.last_seen = now
+        result = handler(payload)
+        response = await result if isinstance(result, Awaitable) else result
+        self.charger.notify()
+        self.backend.changed(self.charger)
+        return response
+
+    # ------------------------------------------------------------- handlers
+    def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        info = self.charger.info
+        info.vendor = payload["chargePointVendor"]
+        info.model = payload["chargePointModel"]
+        info.serial = payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber")
+        info.firmware = payload.get("firmwareVersion")
+        info.iccid = payload.get("iccid")
+        info.imsi = payload.get("imsi")
+        info.meter_type = payload.get("meterType")
+        info.meter_serial = payload.get("meterSerialNumber")
+        decision = self.backend.boot(self.charger)
+        self.charger.boot_status = decision.status
+        if decision.status is BootStatus.ACCEPTED:
+            self.backend.spawn(self.after_boot(), f"{self.charger.charger_id} after boot")
+        return {"status": decision.status.value, "currentTime": iso(utcnow()), "interval": decision.interval}
+
+    def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        self.charger.last_heartbeat = now
+        return {"currentTime": iso(now)}
+
+    def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector = self.charger.connector(int(payload["connectorId"]))
+        connector.status = STATUS_MAP.get(payload["status"], ConnectorStatus.UNKNOWN)
+        connector.error_code = payload["errorCode"]
+        connector.vendor_error_code = payload.get("vendorErrorCode")
+        connector.info = payload.get("info")
+        connector.status_at = parse_time(payload.get("timestamp"), utcnow())
+        if connector.status in (ConnectorStatus.AVAILABLE, ConnectorStatus.PREPARING) and connector.connector_id:
+            connector.readings.power_w = 0.0
+            connector.readings.current_a = {}
+        return {}
+
+    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"idTagInfo": id_tag_info(self.backend.authorize(self.charger, payload["idTag"]))}
+
+    def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector_id = int(payload["connectorId"])
+        if connector_id < 1:
+            raise PropertyConstraintViolationError("connectorId must be >= 1")
+        started_at = parse_time(payload.get("timestamp"), utcnow())
+        meter_start = float(payload["meterStart"])
+        auth = self.backend.authorize(self.charger, payload["idTag"])
+        connector = self.charger.connector(connector_id)
+        current = connector.session
+        if current and current.started_at == started_at and current.meter_start_wh == meter_start:
+            # The charger resent a StartTransaction whose answer it lost: same transaction.
+            return {"transactionId": int(current.transaction_id), "idTagInfo": id_tag_info(auth)}
+        if current is not None:
+            _LOGGER.warning(
+                "%s: connector %s started a new transaction while %s was open; closing it",
+                self.charger.charger_id, connector_id, current.transaction_id,
+            )
+            current.stopped_at = started_at
+            current.stop_reason = "Superseded"
+            self.charger.session_ended(current)
+        transaction_id = self.backend.next_transaction_id()
+        session = Session(
+            transaction_id=str(transaction_id),
+            connector_id=connector_id,
+            id_tag=payload["idTag"],
+            started_at=started_at,
+            meter_start_wh=meter_start,
+            meter_now_wh=meter_start,
+            reservation_id=payload.get("reservationId"),
+        )
+        connector.readings.energy_wh = max(connector.readings.energy_wh or 0.0, meter_start)
+        self.charger.session_started(session)
+        return {"transactionId": transaction_id, "idTagInfo": id_tag_info(auth)}
+
+    def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        transaction_id = str(payload["transactionId"])
+        stopped_at = parse_time(payload.get("timestamp"), utcnow())
+        meter_stop = float(payload["meterStop"])
+        session = self.charger.session_by_transaction(transaction_id)
+        if session is None:
+            # Unknown or offline transaction: accept it and keep a record of it.
+            session = Session(
+                transaction_id=transaction_id,
+                connector_id=0,
+                id_tag=payload.get("idTag"),
+                started_at=stopped_at,
+                meter_start_wh=meter_stop,
+                meter_now_wh=meter_stop,
+                offline_start=True,
+            )
+            for meter_value in payload.get("transactionData", []):
+                for sample in samples_v16(meter_value.get("sampledValue", [])):
+                    if sample.measurand == "Energy.Active.Import.Register" and sample.context == "Transaction.Begin":
+                        session.meter_start_wh = sample.value
+                        session.started_at = parse_time(meter_value.get("timestamp"), stopped_at)
+            _LOGGER.info("%s: StopTransaction for unknown transaction %s recorded", self.charger.charger_id, transaction_id)
+        else:
+            connector = self.charger.connector(session.connector_id)
+            for meter_value in payload.get("transactionData", []):
+                self._apply_meter_value(connector.connector_id, session, meter_value)
+            connector.readings.energy_wh = max(connector.readings.energy_wh or 0.0, meter_stop)
+            connector.readings.power_w = 0.0
+            connector.readings.current_a = {}
+        session.meter_now_wh = max(session.meter_now_wh, meter_stop)
+        session.meter_stop_wh = meter_stop
+        session.stopped_at = stopped_at
+        session.stop_reason = payload.get("reason", "Local")
+        self.charger.session_ended(session)
+        response: dict[str, Any] = {}
+        if payload.get("idTag"):
+            response["idTagInfo"] = id_tag_info(self.backend.authorize(self.charger, payload["idTag"]))
+        return response
+
+    def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector_id = int(payload["connectorId"])
+        connector = self.charger.connector(connector_id)
+        session = connector.session
+        transaction_id = payload.get("transactionId")
+        if transaction_id is not None:
+            session = self.charger.session_by_transaction(str(transaction_id)) or session
+        for meter_value in payload["meterValue"]:
+            if transaction_id is not None and session is None and connector_id > 0:
+                session = self._adopt_session(connector_id, str(transaction_id), meter_value)
+            self._apply_meter_value(connector_id, session, meter_value)
+        return {}
+
+    def _adopt_session(self, connector_id: int, transaction_id: str, meter_value: dict[str, Any]) -> Session | None:
+        """A transaction we never saw start (state lost): follow it from now on."""
+        samples = samples_v16(meter_value.get("sampledValue", []))
+        energy = [s.value for s in samples if s.measurand == "Energy.Active.Import.Register"]
+        if not energy:
+            return None
+        start = min(energy)
+        session = Session(
+            transaction_id=transaction_id,
+            connector_id=connector_id,
+            id_tag=None,
+            started_at=parse_time(meter_value.get("timestamp"), utcnow()),
+            meter_start_wh=start,
+            meter_now_wh=start,
+            offline_start=True,
+        )
+        _LOGGER.warning("%s: following unknown transaction %s", self.charger.charger_id, transaction_id)
+        self.charger.session_started(session)
+        return session
+
+    def _apply_meter_value(self, connector_id: int, session: Session | None, meter_value: dict[str, Any]) -> None:
+        measured_at = parse_time(meter_value.get("timestamp"), utcnow())
+        samples = samples_v16(meter_value.get("sampledValue", []))
+        connector = self.charger.connector(connector_id)
+        readings = connector.readings
+        previous = readings.measured_at
+        if previous is not None and measured_at < previous:
+            # Late (queued) value: it may still raise the energy, never move readings back.
+            energy = [s.value for s in samples if s.measurand == "Energy.Active.Import.Register"]
+            if energy and session is not None:
+                session.meter_now_wh = max(session.meter_now_wh, max(energy))
+            return
+        before = readings.energy_wh
+        apply_samples(readings, samples, measured_at)
+        if before is not None and readings.energy_wh is not None and readings.energy_wh < before:
+            readings.energy_wh = before  # a register never goes back; keep TOTAL_INCREASING honest
+        if session is not None and readings.energy_wh is not None:
+            session.meter_now_wh = max(session.meter_now_wh, readings.energy_wh)
+
+    def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        status = self.backend.data_transfer(self.charger, payload["vendorId"], payload.get("messageId"), payload.get("data"))
+        return {"status": status}
+
+    def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.charger.diagnostics_status = payload["status"]
+        return {}
+
+    def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.charger.firmware_status = payload["status"]
+        return {}
+
+    # ------------------------------------------------------------ follow-ups
+    async def after_boot(self) -> None:
+        """Read the configuration and re-apply our limits after an accepted boot."""
+        try:
+            result = await self.call("GetConfiguration", {})
+        except Exception as err:  # noqa: BLE001 - a follow-up must never break the connection
+            _LOGGER.debug("%s: GetConfiguration after boot failed: %s", self.charger.charger_id, err)
+        else:
+            for item in result.get("configurationKey", []):
+                self.charger.configuration[item["key"]] = item.get("value")
+            phases = self.charger.configuration.get("ConnectorPhaseRotation")
+            if phases and "Unknown" not in phases and len(phases.split(",")[0].split(".")[-1]) == 1:
+                self.charger.phases = 1
+            self.charger.notify()
+        await self.reapply_limits()
+
+    async def reapply_limits(self) -> None:
+        """Send our current limits again (after a reconnect or resume)."""
+        for connector in self.charger.outlets:
+            if connector.current_limit_a is not None:
+                try:
+                    await self.set_current_limit(connector.connector_id, connector.current_limit_a)
+                except Exception as err:  # noqa: BLE001
+                    _LOGGER.debug("%s: re-sending limit failed: %s", self.charger.charger_id, err)
+
+    # ------------------------------------------------------------- commands
+    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a raw OCPP 1.6 CALL."""
+        return await self.endpoint.call(action, payload, timeout)
+
+    async def remote_start(self, connector_id: int | None, id_tag: str) -> str:
+        payload: dict[str, Any] = {"idTag": id_tag}
+        if connector_id:
+            payload["connectorId"] = connector_id
+        return str((await self.call("RemoteStartTransaction", payload))["status"])
+
+    async def remote_stop(self, transaction_id: str) -> str:
+        return str((await self.call("RemoteStopTransaction", {"transactionId": int(transaction_id)}))["status"])
+
+    async def reset(self, kind: ResetKind) -> str:
+        return str((await self.call("Reset", {"type": "Hard" if kind is ResetKind.HARD else "Soft"}))["status"])
+
+    async def unlock(self, connector_id: int) -> str:
+        return str((await self.call("UnlockConnector", {"connectorId": connector_id}))["status"])
+
+    async def set_availability(self, connector_id: int, availability: Availability) -> str:
+        kind = "Operative" if availability is Availability.OPERATIVE else "Inoperative"
+        return str((await self.call("ChangeAvailability", {"connectorId": connector_id, "type": kind}))["status"])
+
+    def rate_unit(self) -> str:
+        """'A' unless the charger only accepts power ('W')."""
+        allowed = (self.charger.configuration.get("ChargingScheduleAllowedChargingRateUnit") or "Current").lower()
+        return "A" if "current" in allowed else "W"
+
+    def stack_level(self) -> int:
+        """Our stack level, within the charger's ChargeProfileMaxStackLevel."""
+        raw = self.charger.configuration.get("ChargeProfileMaxStackLevel")
+        try:
+            maximum = int(raw) if raw is not None else PROFILE_STACK_LEVEL
+        except ValueError:
+            maximum = PROFILE_STACK_LEVEL
+        return max(0, min(PROFILE_STACK_LEVEL, maximum))
+
+    def charging_profile(self, connector_id: int, amps: float) -> dict[str, Any]:
+        """A TxProfile for the running session, else a TxDefaultProfile (never ChargePointMaxProfile)."""
+        connector = self.charger.connector(connector_id)
+        unit = self.rate_unit()
+        limit = round(amps, 1)
+        if unit == "W":
+            voltage = connector.readings.voltage_v or 230.0
+            limit = round(amps * voltage * self.charger.phases, 1)
+        profile: dict[str, Any] = {
+            "stackLevel": self.stack_level(),
+            "chargingProfileKind": "Absolute" if connector.session else "Relative",
+            "chargingSchedule": {
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+            },
+        }
+        if connector.session is not None:
+            profile["chargingProfileId"] = TX_PROFILE_ID + connector_id
+            profile["chargingProfilePurpose"] = "TxProfile"
+            profile["transactionId"] = int(connector.session.transaction_id)
+            profile["chargingSchedule"]["startSchedule"] = iso(connector.session.started_at)
+        else:
+            profile["chargingProfileId"] = TX_DEFAULT_PROFILE_ID + connector_id
+            profile["chargingProfilePurpose"] = "TxDefaultProfile"
+        return profile
+
+    async def set_current_limit(self, connector_id: int, amps: float | None) -> str:
+        connector = self.charger.connector(connector_id)
+        if amps is None:
+            statuses = []
+            for profile_id in (TX_PROFILE_ID + connector_id, TX_DEFAULT_PROFILE_ID + connector_id):
+                result = await self.call("ClearChargingProfile", {"id": profile_id})
+                statuses.append(str(result["status"]))
+            connector.current_limit_a = None
+            self.charger.notify()
+            return "Accepted" if "Accepted" in statuses else statuses[-1]
+        result = await self.call(
+            "SetChargingProfile",
+            {"connectorId": connector_id, "csChargingProfiles": self.charging_profile(connector_id, amps)},
+        )
+        status = str(result["status"])
+        if status == "Accepted":
+            connector.current_limit_a = amps
+            self.charger.notify()
+            self.backend.changed(self.charger)
+        return status

@@ -1,0 +1,278 @@
+"""The running site: central system, policy, storage and coordinators of one entry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import discovery_flow
+from homeassistant.helpers.storage import Store
+
+from .access import AuthMode, Badge, BadgeList
+from .const import (
+    CONF_AUTH_MODE,
+    CONF_CALL_TIMEOUT,
+    CONF_CERTFILE,
+    CONF_CHARGER_ID,
+    CONF_HEARTBEAT_INTERVAL,
+    CONF_KEYFILE,
+    CONF_MAX_CURRENT,
+    CONF_PASSWORD_HASH,
+    CONF_SITE_NAME,
+    CONF_UNKNOWN_CHARGERS,
+    CONF_WS_PORT,
+    CONF_WSS_PORT,
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CURRENT,
+    DEFAULT_WS_PORT,
+    DOMAIN,
+    EVENT_DATA_TRANSFER,
+    EVENT_SESSION_ENDED,
+    HISTORY_LIMIT,
+    MANUFACTURER,
+    STORAGE_VERSION,
+    SUBENTRY_CHARGER,
+)
+from .coordinator import ChargerCoordinator
+from .ocpp.model import Charger, Session
+from .ocpp.server import CentralSystem, build_ssl_context
+from .ocpp.site import ChargerConfig, SiteBackend, TransactionCounter, UnknownChargerPolicy
+
+_LOGGER = logging.getLogger(__name__)
+
+SAVE_DELAY_S = 2.0
+
+type CariflexConfigEntry = ConfigEntry[CariflexRuntime]
+ChargerCallback = Callable[[ChargerCoordinator], None]
+
+
+def entry_setting(entry: ConfigEntry[Any], key: str, default: Any = None) -> Any:
+    """A site setting: options override the data of the entry."""
+    if key in entry.options:
+        return entry.options[key]
+    return entry.data.get(key, default)
+
+
+class CariflexRuntime:
+    """Everything a loaded site entry owns (``entry.runtime_data``)."""
+
+    def __init__(self, hass: HomeAssistant, entry: CariflexConfigEntry) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}")
+        self.badges = BadgeList(AuthMode(entry_setting(entry, CONF_AUTH_MODE, AuthMode.OPEN)))
+        self.history: list[dict[str, Any]] = []
+        self.backend = SiteBackend(
+            policy=UnknownChargerPolicy(entry_setting(entry, CONF_UNKNOWN_CHARGERS, UnknownChargerPolicy.ACCEPT)),
+            heartbeat_interval=int(entry_setting(entry, CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)),
+            badges=self.badges,
+            on_change=self._charger_changed,
+            on_connection=self._charger_changed,
+            on_unknown_charger=self._unknown_charger,
+            on_data_transfer=self._data_transfer,
+            on_session_ended=self._session_ended,
+            spawn=self.spawn,
+        )
+        self.central: CentralSystem | None = None
+        self.coordinators: dict[str, ChargerCoordinator] = {}
+        self._charger_callbacks: list[ChargerCallback] = []
+        self.settings_signature = self.signature(entry)
+        self.hub_device_id: str | None = None
+
+    @staticmethod
+    def signature(entry: ConfigEntry[Any]) -> tuple[Any, ...]:
+        """What requires a reload when it changes (not the charger sub-entries)."""
+        return (tuple(sorted(entry.data.items())), tuple(sorted(entry.options.items())))
+
+    # ---------------------------------------------------------------- lifecycle
+    async def async_start(self) -> None:
+        """Load the stored state and open the OCPP ports (OSError if taken)."""
+        stored = await self.store.async_load() or {}
+        self.backend.counter = TransactionCounter(int(stored.get("transaction_counter", 0)))
+        for raw in stored.get("badges", []):
+            self.badges.upsert(Badge.from_dict(raw))
+        self.history = list(stored.get("history", []))[-HISTORY_LIMIT:]
+        for charger_id, snapshot in stored.get("chargers", {}).items():
+            self.backend.charger(charger_id).restore(snapshot)
+        self._register_hub()
+        self.async_sync_chargers()
+
+        ssl_context = None
+        certfile = entry_setting(self.entry, CONF_CERTFILE)
+        if certfile and entry_setting(self.entry, CONF_WSS_PORT):
+            ssl_context = await self.hass.async_add_executor_job(
+                build_ssl_context, certfile, entry_setting(self.entry, CONF_KEYFILE)
+            )
+        self.central = CentralSystem(
+            self.backend,
+            port=int(entry_setting(self.entry, CONF_WS_PORT, DEFAULT_WS_PORT) or 0) or None,
+            tls_port=int(entry_setting(self.entry, CONF_WSS_PORT, 0) or 0) or None,
+            ssl_context=ssl_context,
+            call_timeout=float(entry_setting(self.entry, CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT)),
+        )
+        await self.central.start()
+
+    async def async_stop(self) -> None:
+        """Close the ports, stop listening, write the state."""
+        if self.central is not None:
+            await self.central.stop()
+        for coordinator in self.coordinators.values():
+            coordinator.shutdown()
+        await self.store.async_save(self._data_to_save())
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """A tracked background task, cancelled when the entry unloads."""
+        self.entry.async_create_background_task(self.hass, coro, name)
+
+    # ------------------------------------------------------------- storage
+    def _data_to_save(self) -> dict[str, Any]:
+        return {
+            "transaction_counter": self.backend.counter.last,
+            "chargers": {cid: charger.snapshot() for cid, charger in self.backend.chargers.items() if cid in self.backend.known},
+            "badges": [badge.as_dict() for badge in self.badges.all()],
+            "history": self.history[-HISTORY_LIMIT:],
+        }
+
+    @callback
+    def async_save(self) -> None:
+        """Schedule a (debounced) write of the state."""
+        self.store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
+
+    @callback
+    def _charger_changed(self, charger: Charger) -> None:
+        if charger.charger_id in self.backend.known:
+            self.async_save()
+
+    @callback
+    def _session_ended(self, charger: Charger, session: Session) -> None:
+        record = {"charger_id": charger.charger_id, **session.as_dict(), "energy_wh": session.energy_wh}
+        self.history.append(record)
+        del self.history[:-HISTORY_LIMIT]
+        self.hass.bus.async_fire(EVENT_SESSION_ENDED, {"entry_id": self.entry.entry_id, **record})
+        self.async_save()
+
+    @callback
+    def _data_transfer(self, charger: Charger, vendor_id: str, message_id: str | None, data: str | None) -> str:
+        self.hass.bus.async_fire(
+            EVENT_DATA_TRANSFER,
+            {"charger_id": charger.charger_id, "vendor_id": vendor_id, "message_id": message_id, "data": data},
+        )
+        return "UnknownVendorId"
+
+    # ----------------------------------------------------------- chargers
+    def _register_hub(self) -> None:
+        registry = dr.async_get(self.hass)
+        hub = registry.async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            identifiers={(DOMAIN, self.entry.entry_id)},
+            manufacturer=MANUFACTURER,
+            model="OCPP central system",
+            name=entry_setting(self.entry, CONF_SITE_NAME, self.entry.title),
+        )
+        self.hub_device_id = hub.id
+
+    @callback
+    def _unknown_charger(self, charger_id: str, auto_accept: bool) -> None:
+        if auto_accept:
+            self.hass.config_entries.async_add_subentry(
+                self.entry,
+                ConfigSubentry(
+                    data={CONF_CHARGER_ID: charger_id},  # type: ignore[arg-type]
+                    subentry_type=SUBENTRY_CHARGER,
+                    title=charger_id,
+                    unique_id=charger_id,
+                ),
+            )
+            return
+        discovery_flow.async_create_flow(
+            self.hass,
+            DOMAIN,
+            context={"source": SOURCE_INTEGRATION_DISCOVERY},
+            data={"entry_id": self.entry.entry_id, CONF_CHARGER_ID: charger_id},
+        )
+
+    def on_new_charger(self, callback_fn: ChargerCallback) -> None:
+        """Call ``callback_fn`` for every charger coordinator, now and when one appears."""
+        self._charger_callbacks.append(callback_fn)
+        for coordinator in list(self.coordinators.values()):
+            callback_fn(coordinator)
+
+    @callback
+    def async_sync_chargers(self) -> None:
+        """Bring the known chargers and their coordinators in line with the sub-entries."""
+        configs: list[ChargerConfig] = []
+        wanted: dict[str, ConfigSubentry] = {}
+        for subentry in self.entry.subentries.values():
+            if subentry.subentry_type != SUBENTRY_CHARGER:
+                continue
+            charger_id = subentry.data[CONF_CHARGER_ID]
+            wanted[charger_id] = subentry
+            configs.append(ChargerConfig(charger_id, subentry.title, subentry.data.get(CONF_PASSWORD_HASH)))
+        self.backend.set_known(configs)
+        for charger_id in list(self.coordinators):
+            if charger_id not in wanted:
+                self.coordinators.pop(charger_id).shutdown()
+                self.backend.chargers.pop(charger_id, None)
+                if self.central is not None and (adapter := self.central.adapter(charger_id)) is not None:
+                    self.spawn(self.central.connections[charger_id][0].close(code=1000, message=b"removed"), f"close {charger_id}")
+                    del adapter
+        for charger_id, subentry in wanted.items():
+            coordinator = self.coordinators.get(charger_id)
+            if coordinator is not None:
+                coordinator.max_current = float(subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT))
+                continue
+            self._create_charger(charger_id, subentry)
+
+    def _create_charger(self, charger_id: str, subentry: ConfigSubentry) -> None:
+        charger = self.backend.charger(charger_id)
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            config_subentry_id=subentry.subentry_id,
+            identifiers={(DOMAIN, charger_id)},
+            name=subentry.title or charger_id,
+            manufacturer=charger.info.vendor,
+            model=charger.info.model,
+            serial_number=charger.info.serial,
+            sw_version=charger.info.firmware,
+        )
+        if self.hub_device_id and device.via_device_id != self.hub_device_id:
+            registry.async_update_device(device.id, via_device_id=self.hub_device_id)
+        coordinator = ChargerCoordinator(
+            self.hass,
+            self.entry,
+            charger,
+            subentry.subentry_id,
+            float(subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT)),
+        )
+        coordinator.async_discover_connectors()
+        self.coordinators[charger_id] = coordinator
+        for callback_fn in list(self._charger_callbacks):
+            callback_fn(coordinator)
+        if charger.connected and charger.boot_status != "Accepted" and self.central is not None:
+            adapter = self.central.adapter(charger_id)
+            if adapter is not None:
+                # A charger held at Pending was just confirmed: ask it to boot again now.
+                self.spawn(_trigger_boot(adapter), f"{charger_id} trigger boot")
+
+    def charger_for_device(self, device_id: str) -> Charger | None:
+        """The charger behind a device registry id."""
+        device = dr.async_get(self.hass).async_get(device_id)
+        if device is None:
+            return None
+        for domain, identifier in device.identifiers:
+            if domain == DOMAIN and identifier in self.coordinators:
+                return self.coordinators[identifier].charger
+        return None
+
+
+async def _trigger_boot(adapter: Any) -> None:
+    try:
+        await adapter.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+    except Exception as err:  # noqa: BLE001 - the charger retries on its own anyway
+        _LOGGER.debug("TriggerMessage BootNotification failed: %s", err)
