@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import logging
-import ssl
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+import logging
+import ssl
 from typing import Any
 
 from ocpp.routing import after, on
@@ -73,7 +73,9 @@ class SimConfig:
 class SimCharger16(ChargePoint):  # type: ignore[misc]
     """A charge point that can be scripted step by step or left to run sessions."""
 
-    def __init__(self, charger_id: str, connection: Any, config: SimConfig | None = None, response_timeout: float = 10) -> None:
+    def __init__(
+        self, charger_id: str, connection: Any, config: SimConfig | None = None, response_timeout: float = 10
+    ) -> None:
         super().__init__(charger_id, connection, response_timeout=response_timeout)
         self.config = config or SimConfig()
         self.config.configuration["NumberOfConnectors"] = str(self.config.connectors)
@@ -130,7 +132,9 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         if connector_id in self.connectors:
             self.connectors[connector_id].status = status
         return await self.call(
-            call.StatusNotification(connector_id=connector_id, error_code=error_code, status=status, timestamp=now_iso(), **extra),
+            call.StatusNotification(
+                connector_id=connector_id, error_code=error_code, status=status, timestamp=now_iso(), **extra
+            ),
             suppress=False,
         )
 
@@ -197,7 +201,9 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
             suppress=False,
         )
 
-    async def run_session(self, connector_id: int, id_tag: str, power_w: float | None = None, count: int | None = None) -> None:
+    async def run_session(
+        self, connector_id: int, id_tag: str, power_w: float | None = None, count: int | None = None
+    ) -> None:
         """Start a session and send MeterValues every ``meter_interval`` seconds."""
         connector = self.connectors[connector_id]
         await self.status(connector_id, "Preparing")
@@ -228,7 +234,7 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         return self._result("CancelReservation", status=self._answer("CancelReservation", "Accepted"))
 
     @on(Action.change_availability)
-    def on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:  # noqa: A002
+    def on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:
         self._record("ChangeAvailability", {"connectorId": connector_id, "type": type})
         status = self._answer("ChangeAvailability", "Accepted")
         if status == "Accepted":
@@ -317,7 +323,9 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
     @on(Action.get_local_list_version)
     def on_get_local_list_version(self, **_: Any) -> Any:
         self._record("GetLocalListVersion", {})
-        return self._result("GetLocalListVersion", list_version=self._answer("GetLocalListVersion", self.local_list_version))
+        return self._result(
+            "GetLocalListVersion", list_version=self._answer("GetLocalListVersion", self.local_list_version)
+        )
 
     @on(Action.remote_start_transaction)
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None, **kwargs: Any) -> Any:
@@ -356,7 +364,7 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         return self._result("ReserveNow", status=status)
 
     @on(Action.reset)
-    def on_reset(self, type: str, **_: Any) -> Any:  # noqa: A002
+    def on_reset(self, type: str, **_: Any) -> Any:
         self._record("Reset", {"type": type})
         return self._result("Reset", status=self._answer("Reset", "Accepted"))
 
@@ -451,7 +459,7 @@ async def connect(
     headers = basic_auth_header(charger_id, password) if password is not None else None
     ws = await websockets.connect(
         f"{url.rstrip('/')}/{charger_id}",
-        subprotocols=subprotocols if subprotocols is not None else ["ocpp1.6"],  # type: ignore[arg-type]
+        subprotocols=subprotocols if subprotocols is not None else ["ocpp1.6"],  # type: ignore[arg-type,list-item]
         additional_headers=headers,
         ssl=ssl_context,
         open_timeout=10,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 import socket
 from typing import Any
 
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -29,15 +31,12 @@ from custom_components.cariflex.const import (
     DOMAIN,
     SUBENTRY_CHARGER,
 )
-from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.core import HomeAssistant
 from simulator.charger16 import SimCharger16, SimConfig, connect
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> Iterator[None]:
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/cariflex."""
-    return
 
 
 def free_port() -> int:
@@ -79,6 +78,13 @@ def site_entry(
         },
         subentries_data=subentries,
     )
+
+
+def state_of(hass: HomeAssistant, entity_id: str) -> str:
+    """The state of an entity that must exist."""
+    state = hass.states.get(entity_id)
+    assert state is not None, f"{entity_id} does not exist"
+    return state.state
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -7,8 +7,6 @@ import socket
 import ssl
 from typing import Any
 
-import voluptuous as vol
-
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigEntryState,
@@ -21,6 +19,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
+import voluptuous as vol
 
 from .access import AuthMode
 from .const import (
@@ -69,7 +68,9 @@ AUTH_SELECTOR = selector.SelectSelector(
     )
 )
 PHASES_SELECTOR = selector.SelectSelector(
-    selector.SelectSelectorConfig(options=["1", "3"], translation_key=CONF_PHASES, mode=selector.SelectSelectorMode.LIST)
+    selector.SelectSelectorConfig(
+        options=["1", "3"], translation_key=CONF_PHASES, mode=selector.SelectSelectorMode.LIST
+    )
 )
 
 
@@ -97,7 +98,9 @@ def _ports_in_use_by_entries(hass: HomeAssistant, exclude: str | None) -> set[in
     return ports
 
 
-async def _validate_connection(hass: HomeAssistant, data: dict[str, Any], current: ConfigEntry | None) -> dict[str, str]:
+async def _validate_connection(
+    hass: HomeAssistant, data: dict[str, Any], current: ConfigEntry | None
+) -> dict[str, str]:
     """Check ports and certificate; errors keyed by field."""
     errors: dict[str, str] = {}
     ws_port = int(data.get(CONF_WS_PORT) or 0)
@@ -146,9 +149,9 @@ def _site_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
         vol.Required(CONF_VOLTAGE, default=defaults.get(CONF_VOLTAGE, DEFAULT_VOLTAGE)): vol.All(
             vol.Coerce(int), vol.Range(min=100, max=480)
         ),
-        vol.Required(CONF_SUBSCRIBED_POWER, default=defaults.get(CONF_SUBSCRIBED_POWER, DEFAULT_SUBSCRIBED_POWER)): vol.All(
-            vol.Coerce(float), vol.Range(min=1, max=100_000)
-        ),
+        vol.Required(
+            CONF_SUBSCRIBED_POWER, default=defaults.get(CONF_SUBSCRIBED_POWER, DEFAULT_SUBSCRIBED_POWER)
+        ): vol.All(vol.Coerce(float), vol.Range(min=1, max=100_000)),
         vol.Required(
             CONF_HEARTBEAT_INTERVAL, default=defaults.get(CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)
         ): vol.All(vol.Coerce(int), vol.Range(min=10, max=86_400)),
@@ -337,4 +340,3 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
             ),
             description_placeholders={"charger": subentry.data[CONF_CHARGER_ID]},
         )
-

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
@@ -13,7 +13,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import DOMAIN
-from .ocpp.model import Charger, ChargerInfo
+from .ocpp.model import Charger
 
 if TYPE_CHECKING:
     from .runtime import CariflexRuntime
@@ -81,7 +81,9 @@ class ChargerCoordinator(DataUpdateCoordinator[Charger]):
         if charger.connected != self._was_connected:
             self._was_connected = charger.connected
             if not charger.connected:
-                _LOGGER.info("Charger %s disconnected: its entities are unavailable until it reconnects", charger.charger_id)
+                _LOGGER.info(
+                    "Charger %s disconnected: its entities are unavailable until it reconnects", charger.charger_id
+                )
             else:
                 _LOGGER.info("Charger %s connected", charger.charger_id)
         if charger.info != self._info:
@@ -103,4 +105,3 @@ class ChargerCoordinator(DataUpdateCoordinator[Charger]):
             serial_number=info.serial,
             sw_version=info.firmware,
         )
-

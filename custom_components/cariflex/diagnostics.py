@@ -63,7 +63,8 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: Carifle
         {
             "entry": {"data": dict(entry.data), "options": dict(entry.options)},
             "subentries": [
-                {"type": sub.subentry_type, "title": sub.title, "data": dict(sub.data)} for sub in entry.subentries.values()
+                {"type": sub.subentry_type, "title": sub.title, "data": dict(sub.data)}
+                for sub in entry.subentries.values()
             ],
             "transaction_counter": runtime.backend.counter.last,
             "badges": len(runtime.badges),

@@ -14,7 +14,7 @@ from .ocpp.model import Charger, ChargerLink
 T = TypeVar("T")
 
 
-async def async_call_link(charger: Charger, action: str, send: Callable[[ChargerLink], Awaitable[T]]) -> T:
+async def async_call_link[T](charger: Charger, action: str, send: Callable[[ChargerLink], Awaitable[T]]) -> T:
     """Run ``send`` on the charger's live link; map protocol failures to translated errors."""
     link = charger.link
     if link is None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
+import logging
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import discovery_flow
+from homeassistant.helpers import device_registry as dr, discovery_flow
 from homeassistant.helpers.storage import Store
 
 from .access import AuthMode, Badge, BadgeList
@@ -133,7 +132,9 @@ class CariflexRuntime:
     def _data_to_save(self) -> dict[str, Any]:
         return {
             "transaction_counter": self.backend.counter.last,
-            "chargers": {cid: charger.snapshot() for cid, charger in self.backend.chargers.items() if cid in self.backend.known},
+            "chargers": {
+                cid: charger.snapshot() for cid, charger in self.backend.chargers.items() if cid in self.backend.known
+            },
             "badges": [badge.as_dict() for badge in self.badges.all()],
             "history": self.history[-HISTORY_LIMIT:],
         }
@@ -219,7 +220,10 @@ class CariflexRuntime:
                 self.coordinators.pop(charger_id).shutdown()
                 self.backend.chargers.pop(charger_id, None)
                 if self.central is not None and (adapter := self.central.adapter(charger_id)) is not None:
-                    self.spawn(self.central.connections[charger_id][0].close(code=1000, message=b"removed"), f"close {charger_id}")
+                    self.spawn(
+                        self.central.connections[charger_id][0].close(code=1000, message=b"removed"),
+                        f"close {charger_id}",
+                    )
                     del adapter
         for charger_id, subentry in wanted.items():
             coordinator = self.coordinators.get(charger_id)

@@ -7,20 +7,18 @@ a silent charger a HomeAssistantError, both translated.
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+import itertools
+import time
 from typing import Any
-
-import voluptuous as vol
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+import voluptuous as vol
 
 from .access import Badge
 from .const import DOMAIN
@@ -114,7 +112,11 @@ OCPP_ACTIONS: dict[str, OcppAction] = {
             vol.Optional("charging_rate_unit"): vol.In(["A", "W"]),
         },
         lambda d, _c: _drop_none(
-            {"connectorId": d["connector_id"], "duration": d["duration"], "chargingRateUnit": d.get("charging_rate_unit")}
+            {
+                "connectorId": d["connector_id"],
+                "duration": d["duration"],
+                "chargingRateUnit": d.get("charging_rate_unit"),
+            }
         ),
     ),
     "get_configuration": OcppAction(

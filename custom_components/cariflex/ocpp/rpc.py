@@ -13,18 +13,17 @@ the version negotiated on this connection only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import decimal
+from functools import lru_cache
 import json
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
+import uuid
 
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
-
 import ocpp
 
 from .errors import (
@@ -217,9 +216,7 @@ class RpcEndpoint:
         await self._transport.send_text(dumps([CALLRESULT, unique_id, response]))
 
     async def _send_error(self, unique_id: str, err: OcppError) -> None:
-        await self._transport.send_text(
-            dumps([CALLERROR, unique_id, err.code, err.description[:255], err.details])
-        )
+        await self._transport.send_text(dumps([CALLERROR, unique_id, err.code, err.description[:255], err.details]))
 
     def _resolve(self, unique_id: str, payload: Any, error: tuple[str, str, Any] | None) -> None:
         pending = self._pending.get(unique_id)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Callable
 import logging
 import ssl
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -109,7 +109,9 @@ class CentralSystem:
                 await site.start()
                 self._sites.append(site)
             if self.tls_port and self.ssl_context is not None:
-                tls_site = web.TCPSite(self._runner, self.host, self.tls_port, ssl_context=self.ssl_context, reuse_address=True)
+                tls_site = web.TCPSite(
+                    self._runner, self.host, self.tls_port, ssl_context=self.ssl_context, reuse_address=True
+                )
                 await tls_site.start()
                 self._sites.append(tls_site)
         except OSError:
@@ -184,9 +186,7 @@ class CentralSystem:
         _LOGGER.info("%s: connected (OCPP %s)", charger_id, version)
         try:
             async for message in ws:
-                if message.type is WSMsgType.TEXT:
-                    await adapter.endpoint.handle_frame(message.data)
-                elif message.type is WSMsgType.BINARY:
+                if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
                     await adapter.endpoint.handle_frame(message.data)
                 elif message.type is WSMsgType.ERROR:
                     _LOGGER.debug("%s: websocket error %s", charger_id, ws.exception())

@@ -7,15 +7,15 @@ and background tasks. Implements :class:`CentralBackend`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 import hashlib
 import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from ..access import AuthResult, BadgeList
@@ -117,7 +117,9 @@ class SiteBackend:
         """Replace the list of known chargers."""
         self.known = {config.charger_id: config for config in configs}
         self._verified = {
-            k: v for k, v in self._verified.items() if k in self.known and v.startswith(self.known[k].password_hash or "\0")
+            k: v
+            for k, v in self._verified.items()
+            if k in self.known and v.startswith(self.known[k].password_hash or "\0")
         }
 
     def charger(self, charger_id: str) -> Charger:
@@ -143,9 +145,7 @@ class SiteBackend:
             if self._verified.get(charger_id) == token:
                 return Admission.ACCEPT
             # PBKDF2 takes tens of milliseconds: never on the event loop.
-            ok = await asyncio.get_running_loop().run_in_executor(
-                None, verify_password, password, config.password_hash
-            )
+            ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, config.password_hash)
             if not ok:
                 return Admission.UNAUTHORIZED
             self._verified[charger_id] = token

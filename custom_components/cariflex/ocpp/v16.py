@@ -7,9 +7,9 @@ run as spawned tasks, never inside a handler, so the receive loop never waits on
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+import logging
 from typing import Any
 
 from ..access import AuthResult
@@ -97,7 +97,9 @@ class V16Adapter:
 
     version = V16
 
-    def __init__(self, charger: Charger, backend: CentralBackend, endpoint_factory: Callable[[V16Adapter], RpcEndpoint]) -> None:
+    def __init__(
+        self, charger: Charger, backend: CentralBackend, endpoint_factory: Callable[[V16Adapter], RpcEndpoint]
+    ) -> None:
         self.charger = charger
         self.backend = backend
         self.endpoint = endpoint_factory(self)
@@ -184,7 +186,9 @@ class V16Adapter:
         if current is not None:
             _LOGGER.warning(
                 "%s: connector %s started a new transaction while %s was open; closing it",
-                self.charger.charger_id, connector_id, current.transaction_id,
+                self.charger.charger_id,
+                connector_id,
+                current.transaction_id,
             )
             current.stopped_at = started_at
             current.stop_reason = "Superseded"
@@ -224,7 +228,9 @@ class V16Adapter:
                     if sample.measurand == "Energy.Active.Import.Register" and sample.context == "Transaction.Begin":
                         session.meter_start_wh = sample.value
                         session.started_at = parse_time(meter_value.get("timestamp"), stopped_at)
-            _LOGGER.info("%s: StopTransaction for unknown transaction %s recorded", self.charger.charger_id, transaction_id)
+            _LOGGER.info(
+                "%s: StopTransaction for unknown transaction %s recorded", self.charger.charger_id, transaction_id
+            )
         else:
             connector = self.charger.connector(session.connector_id)
             for meter_value in payload.get("transactionData", []):
@@ -285,7 +291,7 @@ class V16Adapter:
             # Late (queued) value: it may still raise the energy, never move readings back.
             energy = [s.value for s in samples if s.measurand == "Energy.Active.Import.Register"]
             if energy and session is not None:
-                session.meter_now_wh = max(session.meter_now_wh, max(energy))
+                session.meter_now_wh = max(session.meter_now_wh, *energy)
             return
         before = readings.energy_wh
         apply_samples(readings, samples, measured_at)
@@ -295,7 +301,9 @@ class V16Adapter:
             session.meter_now_wh = max(session.meter_now_wh, readings.energy_wh)
 
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
-        status = self.backend.data_transfer(self.charger, payload["vendorId"], payload.get("messageId"), payload.get("data"))
+        status = self.backend.data_transfer(
+            self.charger, payload["vendorId"], payload.get("messageId"), payload.get("data")
+        )
         return {"status": status}
 
     def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
