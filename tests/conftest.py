@@ -10,12 +10,14 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 # Import our package before Home Assistant puts its own test config dir on sys.path,
 # so that `custom_components` resolves to this repository.
 import custom_components.cariflex  # noqa: F401
+from custom_components.cariflex.compat import async_get_device
 from custom_components.cariflex.const import (
     CONF_AUTH_MODE,
     CONF_CHARGER_ID,
@@ -85,6 +87,23 @@ def state_of(hass: HomeAssistant, entity_id: str) -> str:
     state = hass.states.get(entity_id)
     assert state is not None, f"{entity_id} does not exist"
     return state.state
+
+
+def charger_device(hass: HomeAssistant, charger_id: str = "CP1") -> dr.DeviceEntry:
+    """The device of a charger (or of the site, given its entry id), on both Home Assistant versions."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        device = async_get_device(hass, (DOMAIN, charger_id), entry.entry_id)
+        if device is not None:
+            return device
+    raise AssertionError(f"no device for {charger_id}")
+
+
+def find_device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
+    """Like :func:`charger_device` but None when absent."""
+    try:
+        return charger_device(hass, identifier)
+    except AssertionError:
+        return None
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

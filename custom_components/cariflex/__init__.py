@@ -74,13 +74,16 @@ async def _async_update_listener(hass: HomeAssistant, entry: CariflexConfigEntry
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: CariflexConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Allow removing a charger device that is not connected (it comes back if it reconnects)."""
+    """Delete a charger that is not connected: its device and its sub-entry go together."""
     for domain, identifier in device.identifiers:
         if domain != DOMAIN:
             continue
         if identifier == entry.entry_id:
-            return False
+            return False  # the site itself: delete the entry instead
         coordinator = entry.runtime_data.coordinators.get(identifier)
         if coordinator is not None and coordinator.charger.connected:
             return False
+        for subentry in list(entry.subentries.values()):
+            if subentry.unique_id == identifier:
+                hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
     return True

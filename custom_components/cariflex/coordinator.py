@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
+from .compat import async_get_device
 from .const import DOMAIN
 from .ocpp.model import Charger
 
@@ -93,12 +94,12 @@ class ChargerCoordinator(DataUpdateCoordinator[Charger]):
         self.async_set_updated_data(charger)
 
     def _update_device(self) -> None:
-        registry = dr.async_get(self.hass)
-        device = registry.async_get_device(identifiers={(DOMAIN, self.charger_id)})
+        assert self.config_entry is not None
+        device = async_get_device(self.hass, (DOMAIN, self.charger_id), self.config_entry.entry_id)
         if device is None:
             return
         info = self.charger.info
-        registry.async_update_device(
+        dr.async_get(self.hass).async_update_device(
             device.id,
             manufacturer=info.vendor,
             model=info.model,

@@ -21,6 +21,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 import voluptuous as vol
 
 from .access import Badge
+from .compat import device_config_entry_ids
 from .const import DOMAIN
 from .helpers import async_call_link
 from .ocpp.errors import OcppError
@@ -247,7 +248,7 @@ OCPP_ACTIONS: dict[str, OcppAction] = {
 def _runtime_and_charger(hass: HomeAssistant, device_id: str) -> tuple[CariflexRuntime, Charger]:
     device = dr.async_get(hass).async_get(device_id)
     if device is not None:
-        for entry_id in device.config_entries:
+        for entry_id in device_config_entry_ids(device):
             entry: CariflexConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
             if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
                 continue
@@ -264,7 +265,7 @@ def _runtime_and_charger(hass: HomeAssistant, device_id: str) -> tuple[CariflexR
 def _site(hass: HomeAssistant, device_id: str) -> CariflexRuntime:
     device = dr.async_get(hass).async_get(device_id)
     if device is not None:
-        for entry_id in device.config_entries:
+        for entry_id in device_config_entry_ids(device):
             entry: CariflexConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
             if entry is not None and entry.domain == DOMAIN and entry.state is ConfigEntryState.LOADED:
                 return entry.runtime_data

@@ -29,6 +29,7 @@ import ocpp
 from .errors import (
     CallError,
     CallTimeoutError,
+    ChargerOfflineError,
     FormatViolationError,
     InternalOcppError,
     InvalidResponseError,
@@ -262,9 +263,9 @@ class RpcEndpoint:
     def close(self) -> None:
         """Fail every pending call: the connection is gone."""
         self.closed = True
-        for action, future in self._pending.values():
+        for _action, future in self._pending.values():
             if not future.done():
-                future.set_exception(CallTimeoutError(action, 0))
+                future.set_exception(ChargerOfflineError(self._name))
         self._pending.clear()
 
 
