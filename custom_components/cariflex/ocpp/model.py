@@ -10,7 +10,7 @@ maps to a connector id here, so both versions give the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -181,6 +181,8 @@ class Charger:
     firmware_status: str | None = None
     diagnostics_status: str | None = None
     phases: int = 3
+    # OCPP 2.0.1 TransactionEvents already applied, as (transactionId, seqNo)
+    seen_events: set[tuple[str, int]] = field(default_factory=set, repr=False)
     link: ChargerLink | None = field(default=None, repr=False)
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     _session_started: list[SessionListener] = field(default_factory=list, repr=False)
@@ -275,6 +277,3 @@ class Charger:
             connector.current_limit_a = value.get("current_limit_a")
             if value.get("session"):
                 connector.session = Session.from_dict(value["session"])
-
-
-CommandFn = Callable[[], Awaitable[str]]

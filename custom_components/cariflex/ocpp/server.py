@@ -24,12 +24,12 @@ from aiohttp import WSMsgType, web
 
 from .backend import Admission, BootStatus, CentralBackend
 from .model import Charger
-from .rpc import V16, RpcEndpoint
+from .rpc import V16, V201, RpcEndpoint
 from .v16 import V16Adapter
+from .v201 import V201Adapter
 
 _LOGGER = logging.getLogger(__name__)
 
-SUBPROTOCOLS: dict[str, str] = {"ocpp1.6": V16}
 MAX_FRAME_BYTES = 1 << 20
 PING_INTERVAL_S = 60.0
 
@@ -85,7 +85,7 @@ class CentralSystem:
         self.tls_port = tls_port
         self.ssl_context = ssl_context
         self.call_timeout = call_timeout
-        self.adapters: dict[str, Callable[..., Any]] = adapters or {V16: V16Adapter}
+        self.adapters: dict[str, Callable[..., Any]] = adapters or {V201: V201Adapter, V16: V16Adapter}
         self.connections: dict[str, tuple[web.WebSocketResponse, Any]] = {}
         self._runner: web.AppRunner | None = None
         self._sites: list[web.TCPSite] = []
@@ -93,7 +93,7 @@ class CentralSystem:
     @property
     def subprotocols(self) -> dict[str, str]:
         """Subprotocol names served, newest first, mapped to versions."""
-        known = {"ocpp2.0.1": "2.0.1", "ocpp1.6": V16}
+        known = {"ocpp2.0.1": V201, "ocpp1.6": V16}
         return {name: version for name, version in known.items() if version in self.adapters}
 
     # ---------------------------------------------------------------- lifecycle

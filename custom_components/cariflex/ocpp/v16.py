@@ -8,12 +8,12 @@ run as spawned tasks, never inside a handler, so the receive loop never waits on
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 import logging
 from typing import Any
 
 from ..access import AuthResult
 from .backend import BootStatus, CentralBackend
+from .common import iso, parse_time, utcnow
 from .errors import PropertyConstraintViolationError, SecurityError
 from .meter import Sample, apply_samples, scale
 from .model import Availability, Charger, ConnectorStatus, ResetKind, Session
@@ -38,27 +38,6 @@ TX_PROFILE_ID = 2000
 PROFILE_STACK_LEVEL = 1
 # Messages a charger may send before its BootNotification was accepted.
 _ALLOWED_BEFORE_BOOT = {"BootNotification"}
-
-
-def utcnow() -> datetime:
-    """The current time in UTC (one place to patch in tests)."""
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """OCPP timestamp: UTC with a Z."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str | None, default: datetime) -> datetime:
-    """Parse an OCPP timestamp; a charger's bad clock never loses a message."""
-    if not value:
-        return default
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return default
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def id_tag_info(result: AuthResult) -> dict[str, Any]:

@@ -1,0 +1,462 @@
+"""OCPP 2.0.1 adapter: translates 2.0.1 messages into the same protocol-neutral model as 1.6.
+
+An EVSE is a connector of the model (its EVSE id is the connector id), so entities,
+actions and the energy manager see no difference between versions. Transactions come as
+TransactionEvent Started/Updated/Ended with a sequence number; events replayed after a
+reconnect (offline queue) are recognised by their seqNo and applied once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+import itertools
+import logging
+from typing import Any
+
+from ..access import AuthResult, AuthStatus
+from .backend import BootStatus, CentralBackend
+from .common import iso, parse_time, utcnow
+from .errors import NotSupportedError, SecurityError
+from .meter import ENERGY_REGISTER, Sample, apply_samples, scale
+from .model import Availability, Charger, ConnectorStatus, ResetKind, Session
+from .rpc import V201, RpcEndpoint
+
+_LOGGER = logging.getLogger(__name__)
+
+CONNECTOR_STATUS = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Occupied": ConnectorStatus.OCCUPIED,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+CHARGING_STATE = {
+    "Charging": ConnectorStatus.CHARGING,
+    "EVConnected": ConnectorStatus.PREPARING,
+    "SuspendedEV": ConnectorStatus.SUSPENDED_EV,
+    "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
+    "Idle": ConnectorStatus.OCCUPIED,
+}
+TX_DEFAULT_PROFILE_ID = 1000
+TX_PROFILE_ID = 2000
+PROFILE_STACK_LEVEL = 1
+SEEN_EVENTS_KEPT = 2000
+# Messages accepted with an empty answer: informative, nothing to store.
+_ACKNOWLEDGED = {
+    "ClearedChargingLimit",
+    "NotifyCustomerInformation",
+    "NotifyDisplayMessages",
+    "NotifyEVChargingSchedule",
+    "NotifyMonitoringReport",
+    "PublishFirmwareStatusNotification",
+    "ReservationStatusUpdate",
+}
+_request_ids = itertools.count(1)
+
+
+def id_token_info(result: AuthResult) -> dict[str, Any]:
+    """OCPP 2.0.1 IdTokenInfo."""
+    info: dict[str, Any] = {"status": result.status.value}
+    if result.expiry is not None:
+        info["cacheExpiryDateTime"] = iso(result.expiry)
+    if result.parent_id_tag:
+        info["groupIdToken"] = {"idToken": result.parent_id_tag, "type": "Central"}
+    return info
+
+
+def samples_v201(sampled_values: list[dict[str, Any]]) -> list[Sample]:
+    """Normalise 2.0.1 SampledValues (numbers with unit and power-of-ten multiplier)."""
+    result: list[Sample] = []
+    for item in sampled_values:
+        measurand = item.get("measurand", ENERGY_REGISTER)
+        unit_of_measure = item.get("unitOfMeasure") or {}
+        unit = unit_of_measure.get("unit")
+        if unit is None and measurand.startswith("Energy"):
+            unit = "Wh"
+        value = scale(float(item["value"]), unit, int(unit_of_measure.get("multiplier", 0)))
+        if value is None:
+            continue
+        result.append(Sample(measurand, value, item.get("phase"), item.get("context"), item.get("location")))
+    return result
+
+
+class V201Adapter:
+    """One connected OCPP 2.0.1 charging station."""
+
+    version = V201
+
+    def __init__(
+        self, charger: Charger, backend: CentralBackend, endpoint_factory: Callable[[V201Adapter], RpcEndpoint]
+    ) -> None:
+        self.charger = charger
+        self.backend = backend
+        self.endpoint = endpoint_factory(self)
+        self.reports: dict[int, list[dict[str, Any]]] = {}
+        self._seen: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "Authorize": self.on_authorize,
+            "BootNotification": self.on_boot_notification,
+            "DataTransfer": self.on_data_transfer,
+            "FirmwareStatusNotification": self.on_firmware_status,
+            "Heartbeat": self.on_heartbeat,
+            "LogStatusNotification": self.on_log_status,
+            "MeterValues": self.on_meter_values,
+            "NotifyChargingLimit": self.on_notify_charging_limit,
+            "NotifyEvent": self.on_notify_event,
+            "NotifyReport": self.on_notify_report,
+            "ReportChargingProfiles": self.on_report_charging_profiles,
+            "SecurityEventNotification": self.on_security_event,
+            "StatusNotification": self.on_status_notification,
+            "TransactionEvent": self.on_transaction_event,
+            "NotifyEVChargingNeeds": lambda _p: {"status": "Rejected"},
+        }
+
+    # ------------------------------------------------------------- dispatch
+    async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Route one validated CALL from the charging station."""
+        handler = self._handlers.get(action)
+        if handler is None:
+            if action in _ACKNOWLEDGED:
+                return {}
+            raise NotSupportedError(f"{action} is not handled by this CSMS")
+        if self.charger.boot_status in (BootStatus.PENDING, BootStatus.REJECTED) and action != "BootNotification":
+            raise SecurityError("BootNotification not accepted yet")
+        self.charger.last_seen = utcnow()
+        response = handler(payload)
+        self.charger.notify()
+        self.backend.changed(self.charger)
+        return response
+
+    # ------------------------------------------------------------- handlers
+    def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        station = payload["chargingStation"]
+        info = self.charger.info
+        info.vendor = station["vendorName"]
+        info.model = station["model"]
+        info.serial = station.get("serialNumber")
+        info.firmware = station.get("firmwareVersion")
+        modem = station.get("modem") or {}
+        info.iccid = modem.get("iccid")
+        info.imsi = modem.get("imsi")
+        decision = self.backend.boot(self.charger)
+        self.charger.boot_status = decision.status
+        if decision.status is BootStatus.ACCEPTED:
+            self.backend.spawn(self.after_boot(), f"{self.charger.charger_id} after boot")
+        return {"currentTime": iso(utcnow()), "interval": decision.interval, "status": decision.status.value}
+
+    def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        self.charger.last_heartbeat = now
+        return {"currentTime": iso(now)}
+
+    def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector = self.charger.connector(int(payload["evseId"]))
+        status = CONNECTOR_STATUS.get(payload["connectorStatus"], ConnectorStatus.UNKNOWN)
+        if status is ConnectorStatus.OCCUPIED and connector.status in CHARGING_STATE.values():
+            # A transaction's charging state refines "occupied": keep it.
+            status = connector.status
+        connector.status = status
+        connector.error_code = "Faulted" if status is ConnectorStatus.FAULTED else "NoError"
+        connector.status_at = parse_time(payload.get("timestamp"), utcnow())
+        if status is ConnectorStatus.AVAILABLE:
+            connector.readings.power_w = 0.0
+            connector.readings.current_a = {}
+        return {}
+
+    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"idTokenInfo": id_token_info(self._authorize(payload["idToken"]))}
+
+    def _authorize(self, id_token: dict[str, Any]) -> AuthResult:
+        if id_token.get("type") == "NoAuthorization":
+            return AuthResult(AuthStatus.ACCEPTED)
+        return self.backend.authorize(self.charger, id_token["idToken"])
+
+    def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        evse_id = int(payload["evseId"])
+        connector = self.charger.connector(evse_id)
+        for meter_value in payload["meterValue"]:
+            self._apply_meter_value(evse_id, connector.session, meter_value)
+        return {}
+
+    def on_transaction_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        info = payload["transactionInfo"]
+        transaction_id = str(info["transactionId"])
+        key = (transaction_id, int(payload["seqNo"]))
+        if key in self._seen or key in self.charger.seen_events:
+            # A replayed event (offline queue sent again): same answer, applied once.
+            return self._seen.get(key, {})
+        event_type = payload["eventType"]
+        timestamp = parse_time(payload.get("timestamp"), utcnow())
+        session = self.charger.session_by_transaction(transaction_id)
+        evse = payload.get("evse") or {}
+        evse_id = int(evse["id"]) if "id" in evse else (session.connector_id if session else 0)
+        response: dict[str, Any] = {}
+        id_token = payload.get("idToken")
+        if id_token is not None:
+            response["idTokenInfo"] = id_token_info(self._authorize(id_token))
+        if session is None and evse_id > 0 and event_type != "Ended":
+            session = self._start_session(transaction_id, evse_id, timestamp, payload)
+        elif session is None and event_type == "Ended":
+            session = self._orphan_session(transaction_id, evse_id, timestamp, payload)
+        if session is not None and id_token is not None and session.id_tag is None:
+            session.id_tag = id_token.get("idToken")
+        connector = self.charger.connector(session.connector_id if session else evse_id)
+        for meter_value in payload.get("meterValue", []):
+            self._apply_meter_value(connector.connector_id, session, meter_value)
+        if state := info.get("chargingState"):
+            connector.status = CHARGING_STATE.get(state, connector.status)
+        if event_type == "Ended" and session is not None:
+            session.stopped_at = timestamp
+            session.stop_reason = info.get("stoppedReason", "Local")
+            session.meter_stop_wh = session.meter_now_wh
+            if connector.session is session:
+                connector.readings.power_w = 0.0
+                connector.readings.current_a = {}
+            self.charger.session_ended(session)
+        self._remember(key, response)
+        return response
+
+    def _start_session(self, transaction_id: str, evse_id: int, timestamp: Any, payload: dict[str, Any]) -> Session:
+        connector = self.charger.connector(evse_id)
+        begin = [
+            s.value
+            for mv in payload.get("meterValue", [])
+            for s in samples_v201(mv.get("sampledValue", []))
+            if s.measurand == ENERGY_REGISTER
+        ]
+        start = min(begin) if begin else (connector.readings.energy_wh or 0.0)
+        if connector.session is not None and connector.session.transaction_id != transaction_id:
+            previous = connector.session
+            previous.stopped_at = timestamp
+            previous.stop_reason = "Superseded"
+            self.charger.session_ended(previous)
+        id_token = payload.get("idToken") or {}
+        session = Session(
+            transaction_id=transaction_id,
+            connector_id=evse_id,
+            id_tag=id_token.get("idToken"),
+            started_at=timestamp,
+            meter_start_wh=start,
+            meter_now_wh=start,
+            reservation_id=payload.get("reservationId"),
+            offline_start=bool(payload.get("offline")) or payload["eventType"] != "Started",
+        )
+        self.charger.session_started(session)
+        return session
+
+    def _orphan_session(self, transaction_id: str, evse_id: int, timestamp: Any, payload: dict[str, Any]) -> Session:
+        """An Ended event for a transaction we never saw: record it."""
+        energy = [
+            s.value
+            for mv in payload.get("meterValue", [])
+            for s in samples_v201(mv.get("sampledValue", []))
+            if s.measurand == ENERGY_REGISTER
+        ]
+        start = min(energy) if energy else 0.0
+        _LOGGER.info("%s: Ended event for unknown transaction %s recorded", self.charger.charger_id, transaction_id)
+        return Session(
+            transaction_id=transaction_id,
+            connector_id=evse_id,
+            id_tag=(payload.get("idToken") or {}).get("idToken"),
+            started_at=timestamp,
+            meter_start_wh=start,
+            meter_now_wh=max(energy) if energy else start,
+            offline_start=True,
+        )
+
+    def _remember(self, key: tuple[str, int], response: dict[str, Any]) -> None:
+        self._seen[key] = response
+        self.charger.seen_events.add(key)
+        while len(self._seen) > SEEN_EVENTS_KEPT:
+            old, _ = self._seen.popitem(last=False)
+            self.charger.seen_events.discard(old)
+
+    def _apply_meter_value(self, evse_id: int, session: Session | None, meter_value: dict[str, Any]) -> None:
+        measured_at = parse_time(meter_value.get("timestamp"), utcnow())
+        samples = samples_v201(meter_value.get("sampledValue", []))
+        readings = self.charger.connector(evse_id).readings
+        energy = [s.value for s in samples if s.measurand == ENERGY_REGISTER]
+        if session is not None and energy:
+            session.meter_now_wh = max(session.meter_now_wh, *energy)
+        if readings.measured_at is not None and measured_at < readings.measured_at:
+            return  # late (queued) value: never move live readings back
+        before = readings.energy_wh
+        apply_samples(readings, samples, measured_at)
+        if before is not None and readings.energy_wh is not None and readings.energy_wh < before:
+            readings.energy_wh = before
+
+    def on_notify_report(self, payload: dict[str, Any]) -> dict[str, Any]:
+        request_id = int(payload["requestId"])
+        for item in payload.get("reportData", []):
+            self.reports.setdefault(request_id, []).append(item)
+            component = item["component"]
+            variable = item["variable"]
+            name = component["name"]
+            if component.get("instance"):
+                name += f".{component['instance']}"
+            if evse := component.get("evse"):
+                name += f"#{evse['id']}"
+            name += f"/{variable['name']}"
+            if variable.get("instance"):
+                name += f".{variable['instance']}"
+            for attribute in item.get("variableAttribute", []):
+                if attribute.get("type", "Actual") == "Actual":
+                    self.charger.configuration[name] = attribute.get("value")
+        self._learn_device_model()
+        return {}
+
+    def _learn_device_model(self) -> None:
+        """EVSE count and identity from the device model; optional variables may be missing."""
+        for key in self.charger.configuration:
+            if key.startswith("EVSE#") and key.endswith("/AvailabilityState"):
+                self.charger.connector(int(key[5:].split("/")[0]))
+
+    def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        for event in payload.get("eventData", []):
+            component = event.get("component", {})
+            variable = event.get("variable", {})
+            if variable.get("name") == "Problem" and str(event.get("actualValue")).lower() == "true":
+                evse = (component.get("evse") or {}).get("id", 0)
+                connector = self.charger.connector(int(evse))
+                connector.error_code = component.get("name", "Problem")
+                connector.info = event.get("techInfo")
+        return {}
+
+    def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.charger.firmware_status = payload["status"]
+        return {}
+
+    def on_log_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.charger.diagnostics_status = payload["status"]
+        return {}
+
+    def on_security_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        _LOGGER.warning(
+            "%s: security event %s %s", self.charger.charger_id, payload["type"], payload.get("techInfo", "")
+        )
+        return {}
+
+    def on_notify_charging_limit(self, payload: dict[str, Any]) -> dict[str, Any]:
+        limit = payload["chargingLimit"]
+        self.charger.configuration["ChargingLimit/Source"] = limit["chargingLimitSource"]
+        return {}
+
+    def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.reports.setdefault(int(payload["requestId"]), []).extend(payload["chargingProfile"])
+        return {}
+
+    def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        status = self.backend.data_transfer(
+            self.charger, payload["vendorId"], payload.get("messageId"), payload.get("data")
+        )
+        return {"status": status}
+
+    # ------------------------------------------------------------ follow-ups
+    async def after_boot(self) -> None:
+        """Ask for the device model, then re-apply our limits."""
+        try:
+            await self.call("GetBaseReport", {"requestId": next(_request_ids), "reportBase": "FullInventory"})
+        except Exception as err:  # noqa: BLE001 - a follow-up never breaks the connection
+            _LOGGER.debug("%s: GetBaseReport after boot failed: %s", self.charger.charger_id, err)
+        for connector in self.charger.outlets:
+            if connector.current_limit_a is not None:
+                try:
+                    await self.set_current_limit(connector.connector_id, connector.current_limit_a)
+                except Exception as err:  # noqa: BLE001
+                    _LOGGER.debug("%s: re-sending limit failed: %s", self.charger.charger_id, err)
+
+    # ------------------------------------------------------------- commands
+    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a raw OCPP 2.0.1 CALL."""
+        return await self.endpoint.call(action, payload, timeout)
+
+    async def _status(self, action: str, payload: dict[str, Any]) -> str:
+        return str((await self.call(action, payload))["status"])
+
+    async def remote_start(self, connector_id: int | None, id_tag: str) -> str:
+        payload: dict[str, Any] = {
+            "idToken": {"idToken": id_tag, "type": "Central"},
+            "remoteStartId": next(_request_ids),
+        }
+        if connector_id:
+            payload["evseId"] = connector_id
+        return await self._status("RequestStartTransaction", payload)
+
+    async def remote_stop(self, transaction_id: str) -> str:
+        return await self._status("RequestStopTransaction", {"transactionId": transaction_id})
+
+    async def reset(self, kind: ResetKind) -> str:
+        return await self._status("Reset", {"type": "Immediate" if kind is ResetKind.HARD else "OnIdle"})
+
+    async def unlock(self, connector_id: int) -> str:
+        return await self._status("UnlockConnector", {"evseId": connector_id, "connectorId": 1})
+
+    async def set_availability(self, connector_id: int, availability: Availability) -> str:
+        payload: dict[str, Any] = {
+            "operationalStatus": "Operative" if availability is Availability.OPERATIVE else "Inoperative"
+        }
+        if connector_id:
+            payload["evse"] = {"id": connector_id}
+        return await self._status("ChangeAvailability", payload)
+
+    def rate_unit(self) -> str:
+        """'A' when the station accepts current (SmartChargingCtrlr.RateUnit), else 'W'."""
+        units = self.charger.configuration.get("SmartChargingCtrlr/RateUnit") or "A"
+        return "A" if "A" in [unit.strip() for unit in units.split(",")] else "W"
+
+    def stack_level(self) -> int:
+        """Our stack level within SmartChargingCtrlr.ProfileStackLevel (default when missing)."""
+        raw = self.charger.configuration.get("SmartChargingCtrlr/ProfileStackLevel")
+        try:
+            maximum = int(raw) if raw is not None else PROFILE_STACK_LEVEL
+        except ValueError:
+            maximum = PROFILE_STACK_LEVEL
+        return max(0, min(PROFILE_STACK_LEVEL, maximum))
+
+    def charging_profile(self, evse_id: int, amps: float) -> dict[str, Any]:
+        """TxProfile on a running transaction, else TxDefaultProfile; never ChargingStationMaxProfile."""
+        connector = self.charger.connector(evse_id)
+        unit = self.rate_unit()
+        limit = round(amps, 1)
+        if unit == "W":
+            limit = round(amps * (connector.readings.voltage_v or 230.0) * self.charger.phases, 1)
+        period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
+        profile: dict[str, Any] = {
+            "stackLevel": self.stack_level(),
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}],
+        }
+        if connector.session is not None:
+            profile.update(
+                id=TX_PROFILE_ID + evse_id,
+                chargingProfilePurpose="TxProfile",
+                transactionId=connector.session.transaction_id,
+            )
+        else:
+            profile.update(id=TX_DEFAULT_PROFILE_ID + evse_id, chargingProfilePurpose="TxDefaultProfile")
+        return profile
+
+    async def set_current_limit(self, connector_id: int, amps: float | None) -> str:
+        connector = self.charger.connector(connector_id)
+        if amps is None:
+            statuses = [
+                await self._status("ClearChargingProfile", {"chargingProfileId": profile_id})
+                for profile_id in (TX_PROFILE_ID + connector_id, TX_DEFAULT_PROFILE_ID + connector_id)
+            ]
+            connector.current_limit_a = None
+            self.charger.notify()
+            return "Accepted" if "Accepted" in statuses else statuses[-1]
+        status = await self._status(
+            "SetChargingProfile", {"evseId": connector_id, "chargingProfile": self.charging_profile(connector_id, amps)}
+        )
+        if status == "Accepted":
+            connector.current_limit_a = amps
+            self.charger.notify()
+            self.backend.changed(self.charger)
+        return status
+
+
+def new_request_id() -> int:
+    """A request id for GetReport/GetLog/... requests."""
+    return next(_request_ids)
