@@ -18,6 +18,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .access import Badge
@@ -40,7 +41,8 @@ def _drop_none(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _time(value: datetime | None) -> str | None:
-    return iso(value) if value is not None else None
+    """OCPP time of a date picked in the UI (naive means Home Assistant's time zone)."""
+    return iso(dt_util.as_utc(value)) if value is not None else None
 
 
 PayloadFn = Callable[[dict[str, Any], Charger], dict[str, Any]]
@@ -639,6 +641,8 @@ def _make_handler(name: str, spec: OcppAction) -> Callable[[ServiceCall], Any]:
 async def _set_badge(call: ServiceCall) -> None:
     runtime = _site(call.hass, call.data[ATTR_DEVICE_ID])
     expiry: datetime | None = call.data.get("expiry")
+    if expiry is not None:
+        expiry = dt_util.as_utc(expiry)
     runtime.badges.upsert(
         Badge(
             id_tag=call.data["id_tag"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -62,9 +62,14 @@ class Badge:
             id_tag=data["id_tag"],
             name=data.get("name", ""),
             blocked=bool(data.get("blocked", False)),
-            expiry=datetime.fromisoformat(expiry) if expiry else None,
+            expiry=_aware(datetime.fromisoformat(expiry)) if expiry else None,
             parent_id_tag=data.get("parent_id_tag"),
         )
+
+
+def _aware(moment: datetime) -> datetime:
+    """Stored times without a zone are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class BadgeList:

@@ -146,12 +146,14 @@ class RpcEndpoint:
         *,
         call_timeout: float = 30.0,
         name: str = "",
+        after_reply: Callable[[], None] | None = None,
     ) -> None:
         self._transport = transport
         self.version = version
         self._handler = handler
         self.call_timeout = call_timeout
         self._name = name
+        self._after_reply = after_reply
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}
         self.closed = False
@@ -215,6 +217,10 @@ class RpcEndpoint:
             await self._send_error(unique_id, InternalOcppError(f"{action} response invalid"))
             return
         await self._transport.send_text(dumps([CALLRESULT, unique_id, response]))
+        if self._after_reply is not None:
+            # Follow-up requests start only once the charger has its answer (a charger
+            # may refuse requests before its BootNotification is accepted).
+            self._after_reply()
 
     async def _send_error(self, unique_id: str, err: OcppError) -> None:
         await self._transport.send_text(dumps([CALLERROR, unique_id, err.code, err.description[:255], err.details]))

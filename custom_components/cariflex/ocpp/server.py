@@ -174,7 +174,14 @@ class CentralSystem:
         adapter = adapter_cls(
             charger,
             self.backend,
-            lambda a: RpcEndpoint(transport, version, a.handle, call_timeout=self.call_timeout, name=charger_id),
+            lambda a: RpcEndpoint(
+                transport,
+                version,
+                a.handle,
+                call_timeout=self.call_timeout,
+                name=charger_id,
+                after_reply=a.flush_followups,
+            ),
         )
         self.connections[charger_id] = (ws, adapter)
         if charger.boot_status is None or charger.ocpp_version != version:

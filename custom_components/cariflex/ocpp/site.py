@@ -99,8 +99,8 @@ class SiteBackend:
     ) -> None:
         self.policy = policy
         self.heartbeat_interval = heartbeat_interval
-        self.badges = badges or BadgeList()
-        self.counter = counter or TransactionCounter()
+        self.badges = badges if badges is not None else BadgeList()
+        self.counter = counter if counter is not None else TransactionCounter()
         self.known: dict[str, ChargerConfig] = {}
         self.chargers: dict[str, Charger] = {}
         self._on_change = on_change

@@ -7,7 +7,7 @@ run as spawned tasks, never inside a handler, so the receive loop never waits on
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 import logging
 from typing import Any
 
@@ -81,6 +81,7 @@ class V16Adapter:
     ) -> None:
         self.charger = charger
         self.backend = backend
+        self._followups: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]] = []
         self.endpoint = endpoint_factory(self)
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]] = {
             "Authorize": self.on_authorize,
@@ -127,7 +128,7 @@ class V16Adapter:
         decision = self.backend.boot(self.charger)
         self.charger.boot_status = decision.status
         if decision.status is BootStatus.ACCEPTED:
-            self.backend.spawn(self.after_boot(), f"{self.charger.charger_id} after boot")
+            self._followups.append((self.after_boot, "after boot"))
         return {"status": decision.status.value, "currentTime": iso(utcnow()), "interval": decision.interval}
 
     def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +295,12 @@ class V16Adapter:
         return {}
 
     # ------------------------------------------------------------ follow-ups
+    def flush_followups(self) -> None:
+        """Start the follow-ups of the message just answered."""
+        while self._followups:
+            factory, name = self._followups.pop(0)
+            self.backend.spawn(factory(), f"{self.charger.charger_id} {name}")
+
     async def after_boot(self) -> None:
         """Read the configuration and re-apply our limits after an accepted boot."""
         try:
@@ -320,8 +327,12 @@ class V16Adapter:
 
     # ------------------------------------------------------------- commands
     async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send a raw OCPP 1.6 CALL."""
-        return await self.endpoint.call(action, payload, timeout)
+        """Send a raw OCPP 1.6 CALL (keeping our copy of the configuration up to date)."""
+        result = await self.endpoint.call(action, payload, timeout)
+        if action == "ChangeConfiguration" and result.get("status") in ("Accepted", "RebootRequired"):
+            self.charger.configuration[payload["key"]] = payload["value"]
+            self.charger.notify()
+        return result
 
     async def remote_start(self, connector_id: int | None, id_tag: str) -> str:
         payload: dict[str, Any] = {"idTag": id_tag}

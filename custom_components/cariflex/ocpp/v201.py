@@ -9,7 +9,7 @@ reconnect (offline queue) are recognised by their seqNo and applied once.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 import itertools
 import logging
 from typing import Any
@@ -91,6 +91,7 @@ class V201Adapter:
     ) -> None:
         self.charger = charger
         self.backend = backend
+        self._followups: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]] = []
         self.endpoint = endpoint_factory(self)
         self.reports: dict[int, list[dict[str, Any]]] = {}
         self._seen: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
@@ -142,7 +143,7 @@ class V201Adapter:
         decision = self.backend.boot(self.charger)
         self.charger.boot_status = decision.status
         if decision.status is BootStatus.ACCEPTED:
-            self.backend.spawn(self.after_boot(), f"{self.charger.charger_id} after boot")
+            self._followups.append((self.after_boot, "after boot"))
         return {"currentTime": iso(utcnow()), "interval": decision.interval, "status": decision.status.value}
 
     def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +354,12 @@ class V201Adapter:
         return {"status": status}
 
     # ------------------------------------------------------------ follow-ups
+    def flush_followups(self) -> None:
+        """Start the follow-ups of the message just answered."""
+        while self._followups:
+            factory, name = self._followups.pop(0)
+            self.backend.spawn(factory(), f"{self.charger.charger_id} {name}")
+
     async def after_boot(self) -> None:
         """Ask for the device model, then re-apply our limits."""
         try:
@@ -368,8 +375,15 @@ class V201Adapter:
 
     # ------------------------------------------------------------- commands
     async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send a raw OCPP 2.0.1 CALL."""
-        return await self.endpoint.call(action, payload, timeout)
+        """Send a raw OCPP 2.0.1 CALL (keeping our copy of the device model up to date)."""
+        result = await self.endpoint.call(action, payload, timeout)
+        if action == "SetVariables":
+            for request, answer in zip(payload["setVariableData"], result.get("setVariableResult", []), strict=False):
+                if answer.get("attributeStatus") in ("Accepted", "RebootRequired"):
+                    key = f"{request['component']['name']}/{request['variable']['name']}"
+                    self.charger.configuration[key] = request["attributeValue"]
+            self.charger.notify()
+        return result
 
     async def _status(self, action: str, payload: dict[str, Any]) -> str:
         return str((await self.call(action, payload))["status"])
