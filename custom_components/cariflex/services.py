@@ -633,7 +633,11 @@ def _make_handler(name: str, spec: OcppAction) -> Callable[[ServiceCall], Any]:
                 translation_key="invalid_request",
                 translation_placeholders={"action": action, "error": err.description},
             ) from err
-        return await async_call_link(charger, name, lambda link: link.call(action, payload))
+        response = await async_call_link(charger, name, lambda link: link.call(action, payload))
+        if name == "reserve_now":
+            # The id is needed to cancel the reservation later.
+            response = {**response, "reservationId": payload.get("reservationId", payload.get("id"))}
+        return response
 
     return handle
 

@@ -160,6 +160,7 @@ class ChargerLink(Protocol):
         """Limit a connector's current with a Tx/TxDefault profile (None: remove)."""
 
 
+ENDED_KEPT = 100
 Listener = Callable[["Charger"], None]
 SessionListener = Callable[["Charger", Session], None]
 
@@ -183,6 +184,8 @@ class Charger:
     phases: int = 3
     # OCPP 2.0.1 TransactionEvents already applied, as (transactionId, seqNo)
     seen_events: set[tuple[str, int]] = field(default_factory=set, repr=False)
+    # Transactions that ended recently: a StopTransaction sent again is answered, not recorded twice
+    ended_transactions: list[str] = field(default_factory=list, repr=False)
     link: ChargerLink | None = field(default=None, repr=False)
     _listeners: list[Listener] = field(default_factory=list, repr=False)
     _session_started: list[SessionListener] = field(default_factory=list, repr=False)
@@ -237,6 +240,8 @@ class Charger:
         connector = self.connectors.get(session.connector_id)
         if connector and connector.session is session:
             connector.session = None
+        self.ended_transactions.append(session.transaction_id)
+        del self.ended_transactions[:-ENDED_KEPT]
         for listener in list(self._session_ended):
             listener(self, session)
 
@@ -256,6 +261,7 @@ class Charger:
             "ocpp_version": self.ocpp_version,
             "info": asdict(self.info),
             "phases": self.phases,
+            "ended_transactions": self.ended_transactions[-ENDED_KEPT:],
             "connectors": {
                 str(cid): {
                     "energy_wh": c.readings.energy_wh,
@@ -271,6 +277,7 @@ class Charger:
         self.ocpp_version = data.get("ocpp_version")
         self.info = ChargerInfo(**data.get("info", {}))
         self.phases = int(data.get("phases", 3))
+        self.ended_transactions = list(data.get("ended_transactions", []))
         for key, value in data.get("connectors", {}).items():
             connector = self.connector(int(key))
             connector.readings.energy_wh = value.get("energy_wh")

@@ -192,6 +192,12 @@ class V16Adapter:
         stopped_at = parse_time(payload.get("timestamp"), utcnow())
         meter_stop = float(payload["meterStop"])
         session = self.charger.session_by_transaction(transaction_id)
+        if session is None and transaction_id in self.charger.ended_transactions:
+            # The charger sent it again (it lost our answer): answer, record nothing new.
+            response: dict[str, Any] = {}
+            if payload.get("idTag"):
+                response["idTagInfo"] = id_tag_info(self.backend.authorize(self.charger, payload["idTag"]))
+            return response
         if session is None:
             # Unknown or offline transaction: accept it and keep a record of it.
             session = Session(
@@ -223,7 +229,7 @@ class V16Adapter:
         session.stopped_at = stopped_at
         session.stop_reason = payload.get("reason", "Local")
         self.charger.session_ended(session)
-        response: dict[str, Any] = {}
+        response = {}
         if payload.get("idTag"):
             response["idTagInfo"] = id_tag_info(self.backend.authorize(self.charger, payload["idTag"]))
         return response
@@ -332,7 +338,24 @@ class V16Adapter:
         if action == "ChangeConfiguration" and result.get("status") in ("Accepted", "RebootRequired"):
             self.charger.configuration[payload["key"]] = payload["value"]
             self.charger.notify()
+        elif action == "ClearChargingProfile" and result.get("status") == "Accepted":
+            self._forget_cleared_limits(payload)
         return result
+
+    def _forget_cleared_limits(self, payload: dict[str, Any]) -> None:
+        """Our limits that a ClearChargingProfile removed are no longer in force (nor re-sent)."""
+        for connector in self.charger.outlets:
+            ours = {TX_PROFILE_ID + connector.connector_id, TX_DEFAULT_PROFILE_ID + connector.connector_id}
+            if "id" in payload:
+                hit = payload["id"] in ours
+            else:
+                hit = payload.get("connectorId") in (None, 0, connector.connector_id) and payload.get(
+                    "chargingProfilePurpose"
+                ) in (None, "TxProfile", "TxDefaultProfile")
+            if hit and connector.current_limit_a is not None:
+                connector.current_limit_a = None
+                self.charger.notify()
+                self.backend.changed(self.charger)
 
     async def remote_start(self, connector_id: int | None, id_tag: str) -> str:
         payload: dict[str, Any] = {"idTag": id_tag}

@@ -199,6 +199,9 @@ class V201Adapter:
         if session is None and evse_id > 0 and event_type != "Ended":
             session = self._start_session(transaction_id, evse_id, timestamp, payload)
         elif session is None and event_type == "Ended":
+            if transaction_id in self.charger.ended_transactions:
+                self._remember(key, response)
+                return response
             session = self._orphan_session(transaction_id, evse_id, timestamp, payload)
         if session is not None and id_token is not None and session.id_tag is None:
             session.id_tag = id_token.get("idToken")
@@ -383,7 +386,25 @@ class V201Adapter:
                     key = f"{request['component']['name']}/{request['variable']['name']}"
                     self.charger.configuration[key] = request["attributeValue"]
             self.charger.notify()
+        elif action == "ClearChargingProfile" and result.get("status") == "Accepted":
+            self._forget_cleared_limits(payload)
         return result
+
+    def _forget_cleared_limits(self, payload: dict[str, Any]) -> None:
+        """Our limits that a ClearChargingProfile removed are no longer in force (nor re-sent)."""
+        criteria = payload.get("chargingProfileCriteria") or {}
+        for connector in self.charger.outlets:
+            ours = {TX_PROFILE_ID + connector.connector_id, TX_DEFAULT_PROFILE_ID + connector.connector_id}
+            if "chargingProfileId" in payload:
+                hit = payload["chargingProfileId"] in ours
+            else:
+                hit = criteria.get("evseId") in (None, 0, connector.connector_id) and criteria.get(
+                    "chargingProfilePurpose"
+                ) in (None, "TxProfile", "TxDefaultProfile")
+            if hit and connector.current_limit_a is not None:
+                connector.current_limit_a = None
+                self.charger.notify()
+                self.backend.changed(self.charger)
 
     async def _status(self, action: str, payload: dict[str, Any]) -> str:
         return str((await self.call(action, payload))["status"])
