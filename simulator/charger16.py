@@ -149,7 +149,7 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
             call.StartTransaction(
                 connector_id=connector_id,
                 id_tag=id_tag,
-                meter_start=int(connector.energy_wh),
+                meter_start=round(connector.energy_wh),
                 timestamp=now_iso(),
                 reservation_id=reservation_id,
             ),
@@ -170,7 +170,7 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         connector.transaction_id = None
         return await self.call(
             call.StopTransaction(
-                meter_stop=int(connector.energy_wh),
+                meter_stop=round(connector.energy_wh),
                 timestamp=now_iso(),
                 transaction_id=transaction_id if transaction_id is not None else 0,
                 reason=reason,

@@ -212,7 +212,11 @@ class CariflexConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             errors = await _validate_connection(self.hass, user_input, entry)
             if not errors:
-                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+                # Replace the connection settings (a cleared certificate must go); the update
+                # listener reloads the site once.
+                data = {key: value for key, value in entry.data.items() if key not in CONNECTION_KEYS}
+                self.hass.config_entries.async_update_entry(entry, data={**data, **user_input})
+                return self.async_abort(reason="reconfigure_successful")
         defaults = user_input or dict(entry.data)
         return self.async_show_form(
             step_id="reconfigure",

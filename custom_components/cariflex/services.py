@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 import itertools
 import time
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
@@ -29,7 +29,7 @@ from .ocpp.common import iso
 from .ocpp.errors import OcppError
 from .ocpp.model import Charger
 from .ocpp.rpc import CALL, V16, V201, validate
-from .ocpp.v201 import new_request_id
+from .ocpp.v201 import V201Adapter, new_request_id
 from .runtime import CariflexConfigEntry, CariflexRuntime
 
 ATTR_DEVICE_ID = "device_id"
@@ -562,6 +562,13 @@ OCPP_ACTIONS: dict[str, OcppAction] = {
 }
 
 
+REPORTING_ACTIONS = {"GetBaseReport", "GetReport", "GetChargingProfiles"}
+
+
+def _configuration_report(_data: dict[str, Any], _charger: Charger) -> dict[str, Any]:
+    return {"requestId": new_request_id(), "reportBase": "ConfigurationInventory"}
+
+
 def _int_id(transaction_id: str) -> int:
     try:
         return int(transaction_id)
@@ -624,6 +631,9 @@ def _make_handler(name: str, spec: OcppAction) -> Callable[[ServiceCall], Any]:
                 translation_placeholders={"action": name, "version": version, "charger": charger.charger_id},
             )
         action, payload_fn = message
+        if name == "get_configuration" and version == V201 and not call.data.get("keys"):
+            # 2.0.1 has no "all keys" GetVariables: the configuration comes as a base report.
+            action, payload_fn = "GetBaseReport", _configuration_report
         payload = payload_fn(dict(call.data), charger)
         try:
             validate(version, CALL, action, payload)
@@ -633,7 +643,12 @@ def _make_handler(name: str, spec: OcppAction) -> Callable[[ServiceCall], Any]:
                 translation_key="invalid_request",
                 translation_placeholders={"action": action, "error": err.description},
             ) from err
-        response = await async_call_link(charger, name, lambda link: link.call(action, payload))
+        if version == V201 and action in REPORTING_ACTIONS:
+            response = await async_call_link(
+                charger, name, lambda link: cast("V201Adapter", link).request_report(action, payload)
+            )
+        else:
+            response = await async_call_link(charger, name, lambda link: link.call(action, payload))
         if name == "reserve_now":
             # The id is needed to cancel the reservation later.
             response = {**response, "reservationId": payload.get("reservationId", payload.get("id"))}

@@ -90,6 +90,21 @@ def _validator(version: str, message_type: int, action: str) -> Draft4Validator 
     return Draft4Validator(schema)
 
 
+def preload_schemas() -> int:
+    """Read every schema of both versions (blocking I/O: call it in an executor). Returns the count."""
+    count = 0
+    for version, folder in ((V16, "v16"), (V201, "v201")):
+        for path in (_SCHEMA_ROOT / folder / "schemas").glob("*.json"):
+            name = path.stem
+            if name.endswith("Response"):
+                message_type, action = CALLRESULT, name.removesuffix("Response")
+            else:
+                message_type, action = CALL, name.removesuffix("Request") if version == V201 else name
+            if _validator(version, message_type, action) is not None:
+                count += 1
+    return count
+
+
 def known_action(version: str, action: str) -> bool:
     """Whether ``action`` is defined by this OCPP version."""
     return _validator(version, CALL, action) is not None

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from .backend import Admission, BootStatus, CentralBackend
 from .model import Charger
-from .rpc import V16, V201, RpcEndpoint
+from .rpc import V16, V201, RpcEndpoint, preload_schemas
 from .v16 import V16Adapter
 from .v201 import V201Adapter
 
@@ -99,6 +99,8 @@ class CentralSystem:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Open the listening sockets (raises OSError when a port is taken)."""
+        # Reading the JSON schemas is file I/O: do it once, off the event loop.
+        await asyncio.get_running_loop().run_in_executor(None, preload_schemas)
         app = web.Application()
         app.router.add_get("/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -8,6 +8,7 @@ reconnect (offline queue) are recognised by their seqNo and applied once.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 import itertools
@@ -94,6 +95,7 @@ class V201Adapter:
         self._followups: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]] = []
         self.endpoint = endpoint_factory(self)
         self.reports: dict[int, list[dict[str, Any]]] = {}
+        self._report_waiters: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._seen: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "Authorize": self.on_authorize,
@@ -308,7 +310,14 @@ class V201Adapter:
                 if attribute.get("type", "Actual") == "Actual":
                     self.charger.configuration[name] = attribute.get("value")
         self._learn_device_model()
+        if not payload.get("tbc", False):
+            self._report_done(request_id)
         return {}
+
+    def _report_done(self, request_id: int) -> None:
+        waiter = self._report_waiters.get(request_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.reports.get(request_id, []))
 
     def _learn_device_model(self) -> None:
         """EVSE count and identity from the device model; optional variables may be missing."""
@@ -347,7 +356,16 @@ class V201Adapter:
         return {}
 
     def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.reports.setdefault(int(payload["requestId"]), []).extend(payload["chargingProfile"])
+        request_id = int(payload["requestId"])
+        self.reports.setdefault(request_id, []).append(
+            {
+                "evseId": payload["evseId"],
+                "chargingLimitSource": payload["chargingLimitSource"],
+                "chargingProfile": payload["chargingProfile"],
+            }
+        )
+        if not payload.get("tbc", False):
+            self._report_done(request_id)
         return {}
 
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -405,6 +423,32 @@ class V201Adapter:
                 connector.current_limit_a = None
                 self.charger.notify()
                 self.backend.changed(self.charger)
+
+    async def request_report(
+        self, action: str, payload: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send GetBaseReport/GetReport/GetChargingProfiles and wait for the whole report that follows.
+
+        Returns the station's answer plus ``reportData`` (every NotifyReport/ReportChargingProfiles
+        item for the request) and ``complete`` (False when the report did not finish in time).
+        """
+        request_id = int(payload["requestId"])
+        waiter: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._report_waiters[request_id] = waiter
+        self.reports[request_id] = []
+        try:
+            result = await self.call(action, payload, timeout)
+            if result.get("status") != "Accepted":
+                return result
+            try:
+                async with asyncio.timeout(self.endpoint.call_timeout if timeout is None else timeout):
+                    data = await waiter
+            except TimeoutError:
+                return {**result, "reportData": self.reports.get(request_id, []), "complete": False}
+            return {**result, "reportData": data, "complete": True}
+        finally:
+            self._report_waiters.pop(request_id, None)
+            self.reports.pop(request_id, None)
 
     async def _status(self, action: str, payload: dict[str, Any]) -> str:
         return str((await self.call(action, payload))["status"])
