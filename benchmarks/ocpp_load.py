@@ -247,7 +247,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(f"starting Home Assistant (recorder on) in {config_dir}...", flush=True)
         await instance.start_site(SiteSettings(ws_port=args.ocpp_port, unknown_chargers="accept"))
         try:
-            return await run_load(args, f"ws://127.0.0.1:{args.ocpp_port}", instance.pid)
+            result = await run_load(args, f"ws://127.0.0.1:{args.ocpp_port}", instance.pid)
+            states = await instance.states()
+            result["entities"] = sum(
+                1
+                for state in states
+                if "cariflex" in str(state.get("attributes", {}))
+                or state["entity_id"].split(".", 1)[1].startswith("bench")
+            )
+            database = Path(config_dir) / "home-assistant_v2.db"
+            result["recorder_db_mib"] = round(database.stat().st_size / 2**20, 1) if database.exists() else None
+            return result
         finally:
             await instance.stop()
 

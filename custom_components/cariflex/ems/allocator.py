@@ -379,11 +379,14 @@ def allocate(
 ) -> Allocation:
     """Compute a setpoint for every session, respecting every node's limits on every phase.
 
-    ``order`` (session ids) replaces the strategy's admission order: whole for EQUAL, within
-    each priority for PRIORITY, as the filling order for FCFS; sessions it does not name come
-    after, in strategy order. Sessions in ``keep_running`` get their minimum before anyone else
-    (the regulator's hold time) unless even that breaks a limit. ``now`` is only compared with
-    the nodes' ``measured_at`` to detect stale meters (``meter_timeout_s``; None disables).
+    Sessions get their minimum in ranking order while it fits (the others are paused, reason
+    ``paused_min_not_reachable``), then the rest is shared per ``strategy``. ``order`` (session
+    ids) replaces the strategy's ranking (sessions it does not name come after, in strategy
+    order); PRIORITY still fills higher priorities first. Sessions in ``keep_running`` get their
+    minimum before anyone else (the regulator's hold time) unless even that breaks a limit.
+    ``now`` is only compared with the nodes' ``measured_at`` to detect stale meters
+    (``meter_timeout_s``; None disables). Raises :class:`SessionError` for sessions that do not
+    match the tree, :class:`EmsError` for invalid parameters.
     """
     if not voltage_v > 0 or not step_a > 0 or not residual_margin_a >= 0:
         raise EmsError("voltage_v and step_a must be > 0, residual_margin_a >= 0")

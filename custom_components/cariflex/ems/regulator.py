@@ -200,7 +200,8 @@ class Regulator:
         final = allocation.setpoints
         reasons = {key: value.reason for key, value in allocation.sessions.items()}
         self._apply_deadband(tree, allocation, ranked, final, reasons)
-        self._mark_rotation(allocation, ranked, groups, reasons)
+        if order is not None:
+            self._mark_rotation(allocation, ranked, groups, reasons)
 
         results: dict[str, SessionSetpoint] = {}
         new_state: dict[str, SessionState] = {}

@@ -85,7 +85,9 @@ def non_ev_load(meter_total: PerPhase, ev_draws: Iterable[PerPhase]) -> PerPhase
     return (max(total[0], 0.0), max(total[1], 0.0), max(total[2], 0.0))
 
 
-def _check_finite(owner: str, name: str, values: Sequence[float], *, non_negative: bool) -> None:
+def _check_finite(owner: str, name: str, values: Sequence[float], *, non_negative: bool, phases: bool = True) -> None:
+    if phases and len(values) != 3:
+        raise TreeError(f"{owner}: {name} needs one value per phase (L1, L2, L3), got {len(values)}")
     for value in values:
         if not math.isfinite(value):
             raise TreeError(f"{owner}: {name} must be finite, got {value!r}")
@@ -128,7 +130,7 @@ class Node:
         if limit is not None:
             _check_finite(owner, "max_current_a", limit, non_negative=True)
         if self.max_power_w is not None:
-            _check_finite(owner, "max_power_w", (self.max_power_w,), non_negative=True)
+            _check_finite(owner, "max_power_w", (self.max_power_w,), non_negative=True, phases=False)
         if self.measured_load is not None:
             _check_finite(owner, "measured_load", self.measured_load, non_negative=False)
         if self.production is not None:
@@ -183,7 +185,9 @@ class Charger:
         owner = f"charger {self.id!r}"
         if not self.id:
             raise TreeError("a charger needs a non-empty id")
-        _check_finite(owner, "current limits", (self.min_current_a, self.max_current_a), non_negative=True)
+        _check_finite(
+            owner, "current limits", (self.min_current_a, self.max_current_a), non_negative=True, phases=False
+        )
         if self.min_current_a <= 0:
             raise TreeError(f"{owner}: min_current_a must be > 0, got {self.min_current_a!r}")
         if self.max_current_a < self.min_current_a:
