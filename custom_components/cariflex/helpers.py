@@ -54,9 +54,13 @@ async def async_command(
     charger: Charger,
     action: str,
     send: Callable[[ChargerLink], Awaitable[str]],
-    accepted: tuple[str, ...] = ("Accepted", "Unlocked"),
+    accepted: tuple[str, ...] = ("Accepted", "Unlocked", "Scheduled"),
 ) -> str:
-    """Send a command whose answer is a status word; anything but accepted is an error."""
+    """Send a command whose answer is a status word; anything but accepted is an error.
+
+    "Scheduled" is a yes: the charger will do it once idle (a reset or an availability change
+    during a session).
+    """
     status = await async_call_link(charger, action, send)
     if status not in accepted:
         raise HomeAssistantError(

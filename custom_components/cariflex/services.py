@@ -703,11 +703,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=vol.Schema(
             {
                 vol.Required(ATTR_DEVICE_ID): cv.string,
-                vol.Required("id_tag"): vol.All(cv.string, vol.Length(min=1, max=20)),
+                # 20 characters in OCPP 1.6 (CiString20), 36 for OCPP 2.0.1 idTokens
+                vol.Required("id_tag"): vol.All(cv.string, vol.Length(min=1, max=36)),
                 vol.Optional("name"): cv.string,
                 vol.Optional("blocked", default=False): cv.boolean,
                 vol.Optional("expiry"): cv.datetime,
-                vol.Optional("parent_id_tag"): vol.All(cv.string, vol.Length(max=20)),
+                vol.Optional("parent_id_tag"): vol.All(cv.string, vol.Length(max=36)),
             }
         ),
     )

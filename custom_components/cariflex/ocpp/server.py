@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
 
-from .backend import Admission, BootStatus, CentralBackend
+from .backend import Admission, CentralBackend
 from .model import Charger
 from .rpc import V16, V201, RpcEndpoint, preload_schemas
 from .v16 import V16Adapter
@@ -186,10 +186,8 @@ class CentralSystem:
             ),
         )
         self.connections[charger_id] = (ws, adapter)
-        if charger.boot_status is None or charger.ocpp_version != version:
-            # Known chargers may reconnect without a new BootNotification (network drop,
-            # restart of Home Assistant): only chargers held at Pending must boot again.
-            charger.boot_status = None if charger.boot_status == BootStatus.PENDING else charger.boot_status
+        # A known charger may reconnect without a new BootNotification (network drop, restart
+        # of Home Assistant); one held at Pending stays so until it boots again and is accepted.
         charger.set_connected(adapter)
         self.backend.connection_changed(charger)
         _LOGGER.info("%s: connected (OCPP %s)", charger_id, version)

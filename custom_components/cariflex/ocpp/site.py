@@ -156,6 +156,9 @@ class SiteBackend:
             self._on_unknown(charger_id, self.policy is UnknownChargerPolicy.ACCEPT)
         if self.policy is UnknownChargerPolicy.ACCEPT:
             self.known.setdefault(charger_id, ChargerConfig(charger_id))
+        else:
+            # Held until the user confirms: nothing but a BootNotification is served.
+            self.charger(charger_id).boot_status = BootStatus.PENDING
         return Admission.ACCEPT
 
     def boot(self, charger: Charger) -> BootDecision:

@@ -7,17 +7,36 @@ run as spawned tasks, never inside a handler, so the receive loop never waits on
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
 import logging
 from typing import Any
 
 from ..access import AuthResult
-from .backend import BootStatus, CentralBackend
+from .adapter import (
+    PROFILE_STACK_LEVEL,
+    TX_DEFAULT_PROFILE_ID,
+    TX_PROFILE_ID,
+    AdapterBase,
+    Handler,
+)
+from .backend import BootStatus
 from .common import iso, parse_time, utcnow
-from .errors import PropertyConstraintViolationError, SecurityError
+from .errors import PropertyConstraintViolationError
 from .meter import Sample, apply_samples, scale
-from .model import Availability, Charger, ConnectorStatus, ResetKind, Session
-from .rpc import V16, RpcEndpoint
+from .model import Availability, ConnectorStatus, ResetKind, Session
+from .rpc import V16
+
+__all__ = [
+    "PROFILE_STACK_LEVEL",
+    "STATUS_MAP",
+    "TX_DEFAULT_PROFILE_ID",
+    "TX_PROFILE_ID",
+    "V16Adapter",
+    "id_tag_info",
+    "iso",
+    "parse_time",
+    "samples_v16",
+    "utcnow",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,12 +51,6 @@ STATUS_MAP = {
     "Unavailable": ConnectorStatus.UNAVAILABLE,
     "Faulted": ConnectorStatus.FAULTED,
 }
-# Our profiles: fixed ids so a new limit replaces the previous one on the charger.
-TX_DEFAULT_PROFILE_ID = 1000
-TX_PROFILE_ID = 2000
-PROFILE_STACK_LEVEL = 1
-# Messages a charger may send before its BootNotification was accepted.
-_ALLOWED_BEFORE_BOOT = {"BootNotification"}
 
 
 def id_tag_info(result: AuthResult) -> dict[str, Any]:
@@ -71,19 +84,15 @@ def samples_v16(sampled_values: list[dict[str, Any]]) -> list[Sample]:
     return result
 
 
-class V16Adapter:
+class V16Adapter(AdapterBase):
     """One connected OCPP 1.6 charger."""
 
     version = V16
+    STACK_LEVEL_KEY = "ChargeProfileMaxStackLevel"
 
-    def __init__(
-        self, charger: Charger, backend: CentralBackend, endpoint_factory: Callable[[V16Adapter], RpcEndpoint]
-    ) -> None:
-        self.charger = charger
-        self.backend = backend
-        self._followups: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]] = []
-        self.endpoint = endpoint_factory(self)
-        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]] = {
+    def handlers(self) -> dict[str, Handler]:
+        """The 1.6 messages a central system receives."""
+        return {
             "Authorize": self.on_authorize,
             "BootNotification": self.on_boot_notification,
             "DataTransfer": self.on_data_transfer,
@@ -95,24 +104,6 @@ class V16Adapter:
             "StatusNotification": self.on_status_notification,
             "StopTransaction": self.on_stop_transaction,
         }
-
-    # ------------------------------------------------------------- dispatch
-    async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Route one validated CALL from the charger."""
-        handler = self._handlers.get(action)
-        if handler is None:
-            from .errors import NotSupportedError
-
-            raise NotSupportedError(f"{action} is not handled by a central system")
-        if self.charger.boot_status in (BootStatus.PENDING, BootStatus.REJECTED) and action not in _ALLOWED_BEFORE_BOOT:
-            raise SecurityError("BootNotification not accepted yet")
-        now = utcnow()
-        self.charger.last_seen = now
-        result = handler(payload)
-        response = await result if isinstance(result, Awaitable) else result
-        self.charger.notify()
-        self.backend.changed(self.charger)
-        return response
 
     # ------------------------------------------------------------- handlers
     def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +119,7 @@ class V16Adapter:
         decision = self.backend.boot(self.charger)
         self.charger.boot_status = decision.status
         if decision.status is BootStatus.ACCEPTED:
-            self._followups.append((self.after_boot, "after boot"))
+            self.follow_up(self.after_boot, "after boot")
         return {"status": decision.status.value, "currentTime": iso(utcnow()), "interval": decision.interval}
 
     def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -301,12 +292,6 @@ class V16Adapter:
         return {}
 
     # ------------------------------------------------------------ follow-ups
-    def flush_followups(self) -> None:
-        """Start the follow-ups of the message just answered."""
-        while self._followups:
-            factory, name = self._followups.pop(0)
-            self.backend.spawn(factory(), f"{self.charger.charger_id} {name}")
-
     async def after_boot(self) -> None:
         """Read the configuration and re-apply our limits after an accepted boot."""
         try:
@@ -322,19 +307,10 @@ class V16Adapter:
             self.charger.notify()
         await self.reapply_limits()
 
-    async def reapply_limits(self) -> None:
-        """Send our current limits again (after a reconnect or resume)."""
-        for connector in self.charger.outlets:
-            if connector.current_limit_a is not None:
-                try:
-                    await self.set_current_limit(connector.connector_id, connector.current_limit_a)
-                except Exception as err:  # noqa: BLE001
-                    _LOGGER.debug("%s: re-sending limit failed: %s", self.charger.charger_id, err)
-
     # ------------------------------------------------------------- commands
     async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send a raw OCPP 1.6 CALL (keeping our copy of the configuration up to date)."""
-        result = await self.endpoint.call(action, payload, timeout)
+        result = await super().call(action, payload, timeout)
         if action == "ChangeConfiguration" and result.get("status") in ("Accepted", "RebootRequired"):
             self.charger.configuration[payload["key"]] = payload["value"]
             self.charger.notify()
@@ -343,61 +319,41 @@ class V16Adapter:
         return result
 
     def _forget_cleared_limits(self, payload: dict[str, Any]) -> None:
-        """Our limits that a ClearChargingProfile removed are no longer in force (nor re-sent)."""
-        for connector in self.charger.outlets:
-            ours = {TX_PROFILE_ID + connector.connector_id, TX_DEFAULT_PROFILE_ID + connector.connector_id}
-            if "id" in payload:
-                hit = payload["id"] in ours
-            else:
-                hit = payload.get("connectorId") in (None, 0, connector.connector_id) and payload.get(
-                    "chargingProfilePurpose"
-                ) in (None, "TxProfile", "TxDefaultProfile")
-            if hit and connector.current_limit_a is not None:
-                connector.current_limit_a = None
-                self.charger.notify()
-                self.backend.changed(self.charger)
+        self.forget_cleared_limits(
+            payload.get("id"),
+            payload.get("connectorId"),
+            payload.get("chargingProfilePurpose"),
+            payload.get("stackLevel"),
+        )
 
     async def remote_start(self, connector_id: int | None, id_tag: str) -> str:
         payload: dict[str, Any] = {"idTag": id_tag}
         if connector_id:
             payload["connectorId"] = connector_id
-        return str((await self.call("RemoteStartTransaction", payload))["status"])
+        return await self._status("RemoteStartTransaction", payload)
 
     async def remote_stop(self, transaction_id: str) -> str:
-        return str((await self.call("RemoteStopTransaction", {"transactionId": int(transaction_id)}))["status"])
+        return await self._status("RemoteStopTransaction", {"transactionId": int(transaction_id)})
 
     async def reset(self, kind: ResetKind) -> str:
-        return str((await self.call("Reset", {"type": "Hard" if kind is ResetKind.HARD else "Soft"}))["status"])
+        return await self._status("Reset", {"type": "Hard" if kind is ResetKind.HARD else "Soft"})
 
     async def unlock(self, connector_id: int) -> str:
-        return str((await self.call("UnlockConnector", {"connectorId": connector_id}))["status"])
+        return await self._status("UnlockConnector", {"connectorId": connector_id})
 
     async def set_availability(self, connector_id: int, availability: Availability) -> str:
         kind = "Operative" if availability is Availability.OPERATIVE else "Inoperative"
-        return str((await self.call("ChangeAvailability", {"connectorId": connector_id, "type": kind}))["status"])
+        return await self._status("ChangeAvailability", {"connectorId": connector_id, "type": kind})
 
     def rate_unit(self) -> str:
         """'A' unless the charger only accepts power ('W')."""
         allowed = (self.charger.configuration.get("ChargingScheduleAllowedChargingRateUnit") or "Current").lower()
         return "A" if "current" in allowed else "W"
 
-    def stack_level(self) -> int:
-        """Our stack level, within the charger's ChargeProfileMaxStackLevel."""
-        raw = self.charger.configuration.get("ChargeProfileMaxStackLevel")
-        try:
-            maximum = int(raw) if raw is not None else PROFILE_STACK_LEVEL
-        except ValueError:
-            maximum = PROFILE_STACK_LEVEL
-        return max(0, min(PROFILE_STACK_LEVEL, maximum))
-
     def charging_profile(self, connector_id: int, amps: float) -> dict[str, Any]:
         """A TxProfile for the running session, else a TxDefaultProfile (never ChargePointMaxProfile)."""
         connector = self.charger.connector(connector_id)
-        unit = self.rate_unit()
-        limit = round(amps, 1)
-        if unit == "W":
-            voltage = connector.readings.voltage_v or 230.0
-            limit = round(amps * voltage * self.charger.phases, 1)
+        unit, limit = self.limit_in_rate_unit(connector, amps)
         profile: dict[str, Any] = {
             "stackLevel": self.stack_level(),
             "chargingProfileKind": "Absolute" if connector.session else "Relative",
@@ -416,23 +372,8 @@ class V16Adapter:
             profile["chargingProfilePurpose"] = "TxDefaultProfile"
         return profile
 
-    async def set_current_limit(self, connector_id: int, amps: float | None) -> str:
-        connector = self.charger.connector(connector_id)
-        if amps is None:
-            statuses = []
-            for profile_id in (TX_PROFILE_ID + connector_id, TX_DEFAULT_PROFILE_ID + connector_id):
-                result = await self.call("ClearChargingProfile", {"id": profile_id})
-                statuses.append(str(result["status"]))
-            connector.current_limit_a = None
-            self.charger.notify()
-            return "Accepted" if "Accepted" in statuses else statuses[-1]
-        result = await self.call(
-            "SetChargingProfile",
-            {"connectorId": connector_id, "csChargingProfiles": self.charging_profile(connector_id, amps)},
-        )
-        status = str(result["status"])
-        if status == "Accepted":
-            connector.current_limit_a = amps
-            self.charger.notify()
-            self.backend.changed(self.charger)
-        return status
+    async def _send_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
+        return await self._status("SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": profile})
+
+    async def _clear_profile(self, profile_id: int) -> str:
+        return await self._status("ClearChargingProfile", {"id": profile_id})

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 import itertools
 import logging
 from typing import Any
 
 from ..access import AuthResult, AuthStatus
+from .adapter import TX_DEFAULT_PROFILE_ID, TX_PROFILE_ID, AdapterBase, Handler
 from .backend import BootStatus, CentralBackend
 from .common import iso, parse_time, utcnow
-from .errors import NotSupportedError, SecurityError
 from .meter import ENERGY_REGISTER, Sample, apply_samples, scale
 from .model import Availability, Charger, ConnectorStatus, ResetKind, Session
 from .rpc import V201, RpcEndpoint
@@ -39,21 +39,21 @@ CHARGING_STATE = {
     "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
     "Idle": ConnectorStatus.OCCUPIED,
 }
-TX_DEFAULT_PROFILE_ID = 1000
-TX_PROFILE_ID = 2000
-PROFILE_STACK_LEVEL = 1
 SEEN_EVENTS_KEPT = 2000
-# Messages accepted with an empty answer: informative, nothing to store.
-_ACKNOWLEDGED = {
-    "ClearedChargingLimit",
-    "NotifyCustomerInformation",
-    "NotifyDisplayMessages",
-    "NotifyEVChargingSchedule",
-    "NotifyMonitoringReport",
-    "PublishFirmwareStatusNotification",
-    "ReservationStatusUpdate",
-}
 _request_ids = itertools.count(1)
+
+
+def variable_key(component: dict[str, Any], variable: dict[str, Any]) -> str:
+    """Where a device-model variable is kept: ``Component[.instance][#evse]/Variable[.instance]``."""
+    name = str(component["name"])
+    if component.get("instance"):
+        name += f".{component['instance']}"
+    if evse := component.get("evse"):
+        name += f"#{evse['id']}"
+    name += f"/{variable['name']}"
+    if variable.get("instance"):
+        name += f".{variable['instance']}"
+    return name
 
 
 def id_token_info(result: AuthResult) -> dict[str, Any]:
@@ -82,22 +82,34 @@ def samples_v201(sampled_values: list[dict[str, Any]]) -> list[Sample]:
     return result
 
 
-class V201Adapter:
+class V201Adapter(AdapterBase):
     """One connected OCPP 2.0.1 charging station."""
 
     version = V201
+    STACK_LEVEL_KEY = "SmartChargingCtrlr/ProfileStackLevel"
+    ACKNOWLEDGED = frozenset(
+        {
+            "ClearedChargingLimit",
+            "NotifyCustomerInformation",
+            "NotifyDisplayMessages",
+            "NotifyEVChargingSchedule",
+            "NotifyMonitoringReport",
+            "PublishFirmwareStatusNotification",
+            "ReservationStatusUpdate",
+        }
+    )
 
     def __init__(
         self, charger: Charger, backend: CentralBackend, endpoint_factory: Callable[[V201Adapter], RpcEndpoint]
     ) -> None:
-        self.charger = charger
-        self.backend = backend
-        self._followups: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]] = []
-        self.endpoint = endpoint_factory(self)
         self.reports: dict[int, list[dict[str, Any]]] = {}
         self._report_waiters: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._seen: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
-        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        super().__init__(charger, backend, endpoint_factory)
+
+    def handlers(self) -> dict[str, Handler]:
+        """The 2.0.1 messages a CSMS receives."""
+        return {
             "Authorize": self.on_authorize,
             "BootNotification": self.on_boot_notification,
             "DataTransfer": self.on_data_transfer,
@@ -115,22 +127,6 @@ class V201Adapter:
             "NotifyEVChargingNeeds": lambda _p: {"status": "Rejected"},
         }
 
-    # ------------------------------------------------------------- dispatch
-    async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Route one validated CALL from the charging station."""
-        handler = self._handlers.get(action)
-        if handler is None:
-            if action in _ACKNOWLEDGED:
-                return {}
-            raise NotSupportedError(f"{action} is not handled by this CSMS")
-        if self.charger.boot_status in (BootStatus.PENDING, BootStatus.REJECTED) and action != "BootNotification":
-            raise SecurityError("BootNotification not accepted yet")
-        self.charger.last_seen = utcnow()
-        response = handler(payload)
-        self.charger.notify()
-        self.backend.changed(self.charger)
-        return response
-
     # ------------------------------------------------------------- handlers
     def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
         station = payload["chargingStation"]
@@ -145,7 +141,7 @@ class V201Adapter:
         decision = self.backend.boot(self.charger)
         self.charger.boot_status = decision.status
         if decision.status is BootStatus.ACCEPTED:
-            self._followups.append((self.after_boot, "after boot"))
+            self.follow_up(self.after_boot, "after boot")
         return {"currentTime": iso(utcnow()), "interval": decision.interval, "status": decision.status.value}
 
     def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -198,20 +194,24 @@ class V201Adapter:
         id_token = payload.get("idToken")
         if id_token is not None:
             response["idTokenInfo"] = id_token_info(self._authorize(id_token))
+        if session is None and transaction_id in self.charger.ended_transactions:
+            # An event of a transaction that already ended (replayed after a restart): applied already.
+            self._remember(key, response)
+            return response
         if session is None and evse_id > 0 and event_type != "Ended":
             session = self._start_session(transaction_id, evse_id, timestamp, payload)
         elif session is None and event_type == "Ended":
-            if transaction_id in self.charger.ended_transactions:
-                self._remember(key, response)
-                return response
             session = self._orphan_session(transaction_id, evse_id, timestamp, payload)
         if session is not None and id_token is not None and session.id_tag is None:
             session.id_tag = id_token.get("idToken")
         connector = self.charger.connector(session.connector_id if session else evse_id)
         for meter_value in payload.get("meterValue", []):
             self._apply_meter_value(connector.connector_id, session, meter_value)
-        if state := info.get("chargingState"):
+        if event_type != "Ended" and (state := info.get("chargingState")):
             connector.status = CHARGING_STATE.get(state, connector.status)
+        elif event_type == "Ended" and connector.status in CHARGING_STATE.values():
+            # The transaction is over; the cable may still be in: Occupied until the station says.
+            connector.status = ConnectorStatus.OCCUPIED
         if event_type == "Ended" and session is not None:
             session.stopped_at = timestamp
             session.stop_reason = info.get("stoppedReason", "Local")
@@ -296,16 +296,7 @@ class V201Adapter:
         request_id = int(payload["requestId"])
         for item in payload.get("reportData", []):
             self.reports.setdefault(request_id, []).append(item)
-            component = item["component"]
-            variable = item["variable"]
-            name = component["name"]
-            if component.get("instance"):
-                name += f".{component['instance']}"
-            if evse := component.get("evse"):
-                name += f"#{evse['id']}"
-            name += f"/{variable['name']}"
-            if variable.get("instance"):
-                name += f".{variable['instance']}"
+            name = variable_key(item["component"], item["variable"])
             for attribute in item.get("variableAttribute", []):
                 if attribute.get("type", "Actual") == "Actual":
                     self.charger.configuration[name] = attribute.get("value")
@@ -375,33 +366,25 @@ class V201Adapter:
         return {"status": status}
 
     # ------------------------------------------------------------ follow-ups
-    def flush_followups(self) -> None:
-        """Start the follow-ups of the message just answered."""
-        while self._followups:
-            factory, name = self._followups.pop(0)
-            self.backend.spawn(factory(), f"{self.charger.charger_id} {name}")
-
     async def after_boot(self) -> None:
         """Ask for the device model, then re-apply our limits."""
         try:
             await self.call("GetBaseReport", {"requestId": next(_request_ids), "reportBase": "FullInventory"})
         except Exception as err:  # noqa: BLE001 - a follow-up never breaks the connection
             _LOGGER.debug("%s: GetBaseReport after boot failed: %s", self.charger.charger_id, err)
-        for connector in self.charger.outlets:
-            if connector.current_limit_a is not None:
-                try:
-                    await self.set_current_limit(connector.connector_id, connector.current_limit_a)
-                except Exception as err:  # noqa: BLE001
-                    _LOGGER.debug("%s: re-sending limit failed: %s", self.charger.charger_id, err)
+        await self.reapply_limits()
 
     # ------------------------------------------------------------- commands
     async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send a raw OCPP 2.0.1 CALL (keeping our copy of the device model up to date)."""
-        result = await self.endpoint.call(action, payload, timeout)
+        result = await super().call(action, payload, timeout)
         if action == "SetVariables":
             for request, answer in zip(payload["setVariableData"], result.get("setVariableResult", []), strict=False):
-                if answer.get("attributeStatus") in ("Accepted", "RebootRequired"):
-                    key = f"{request['component']['name']}/{request['variable']['name']}"
+                if (
+                    answer.get("attributeStatus") in ("Accepted", "RebootRequired")
+                    and request.get("attributeType", "Actual") == "Actual"
+                ):
+                    key = variable_key(request["component"], request["variable"])
                     self.charger.configuration[key] = request["attributeValue"]
             self.charger.notify()
         elif action == "ClearChargingProfile" and result.get("status") == "Accepted":
@@ -409,20 +392,13 @@ class V201Adapter:
         return result
 
     def _forget_cleared_limits(self, payload: dict[str, Any]) -> None:
-        """Our limits that a ClearChargingProfile removed are no longer in force (nor re-sent)."""
         criteria = payload.get("chargingProfileCriteria") or {}
-        for connector in self.charger.outlets:
-            ours = {TX_PROFILE_ID + connector.connector_id, TX_DEFAULT_PROFILE_ID + connector.connector_id}
-            if "chargingProfileId" in payload:
-                hit = payload["chargingProfileId"] in ours
-            else:
-                hit = criteria.get("evseId") in (None, 0, connector.connector_id) and criteria.get(
-                    "chargingProfilePurpose"
-                ) in (None, "TxProfile", "TxDefaultProfile")
-            if hit and connector.current_limit_a is not None:
-                connector.current_limit_a = None
-                self.charger.notify()
-                self.backend.changed(self.charger)
+        self.forget_cleared_limits(
+            payload.get("chargingProfileId"),
+            criteria.get("evseId"),
+            criteria.get("chargingProfilePurpose"),
+            criteria.get("stackLevel"),
+        )
 
     async def request_report(
         self, action: str, payload: dict[str, Any], timeout: float | None = None
@@ -449,9 +425,6 @@ class V201Adapter:
         finally:
             self._report_waiters.pop(request_id, None)
             self.reports.pop(request_id, None)
-
-    async def _status(self, action: str, payload: dict[str, Any]) -> str:
-        return str((await self.call(action, payload))["status"])
 
     async def remote_start(self, connector_id: int | None, id_tag: str) -> str:
         payload: dict[str, Any] = {
@@ -484,27 +457,16 @@ class V201Adapter:
         units = self.charger.configuration.get("SmartChargingCtrlr/RateUnit") or "A"
         return "A" if "A" in [unit.strip() for unit in units.split(",")] else "W"
 
-    def stack_level(self) -> int:
-        """Our stack level within SmartChargingCtrlr.ProfileStackLevel (default when missing)."""
-        raw = self.charger.configuration.get("SmartChargingCtrlr/ProfileStackLevel")
-        try:
-            maximum = int(raw) if raw is not None else PROFILE_STACK_LEVEL
-        except ValueError:
-            maximum = PROFILE_STACK_LEVEL
-        return max(0, min(PROFILE_STACK_LEVEL, maximum))
-
     def charging_profile(self, evse_id: int, amps: float) -> dict[str, Any]:
         """TxProfile on a running transaction, else TxDefaultProfile; never ChargingStationMaxProfile."""
         connector = self.charger.connector(evse_id)
-        unit = self.rate_unit()
-        limit = round(amps, 1)
-        if unit == "W":
-            limit = round(amps * (connector.readings.voltage_v or 230.0) * self.charger.phases, 1)
-        period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
+        unit, limit = self.limit_in_rate_unit(connector, amps)
         profile: dict[str, Any] = {
             "stackLevel": self.stack_level(),
             "chargingProfileKind": "Relative",
-            "chargingSchedule": [{"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}],
+            "chargingSchedule": [
+                {"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
+            ],
         }
         if connector.session is not None:
             profile.update(
@@ -516,24 +478,11 @@ class V201Adapter:
             profile.update(id=TX_DEFAULT_PROFILE_ID + evse_id, chargingProfilePurpose="TxDefaultProfile")
         return profile
 
-    async def set_current_limit(self, connector_id: int, amps: float | None) -> str:
-        connector = self.charger.connector(connector_id)
-        if amps is None:
-            statuses = [
-                await self._status("ClearChargingProfile", {"chargingProfileId": profile_id})
-                for profile_id in (TX_PROFILE_ID + connector_id, TX_DEFAULT_PROFILE_ID + connector_id)
-            ]
-            connector.current_limit_a = None
-            self.charger.notify()
-            return "Accepted" if "Accepted" in statuses else statuses[-1]
-        status = await self._status(
-            "SetChargingProfile", {"evseId": connector_id, "chargingProfile": self.charging_profile(connector_id, amps)}
-        )
-        if status == "Accepted":
-            connector.current_limit_a = amps
-            self.charger.notify()
-            self.backend.changed(self.charger)
-        return status
+    async def _send_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
+        return await self._status("SetChargingProfile", {"evseId": connector_id, "chargingProfile": profile})
+
+    async def _clear_profile(self, profile_id: int) -> str:
+        return await self._status("ClearChargingProfile", {"chargingProfileId": profile_id})
 
 
 def new_request_id() -> int:
