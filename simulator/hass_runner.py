@@ -16,6 +16,10 @@ and the benchmarks use it::
 
 Each HTTP call opens its own client session, so the object is not bound to an event loop:
 ``hass.run(hass.start())`` style use from synchronous code works too (see :meth:`run`).
+
+The demo (:func:`demo`) starts one, creates the site, then runs the simulated chargers
+of :mod:`simulator.cli` (SIM1..SIMn) until Ctrl-C; ``--ocpp 1.6|2.0.1|mixed`` chooses
+their OCPP version (mixed: SIM1 1.6, SIM2 2.0.1, SIM3 1.6...).
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import aiohttp
 
-from .cli import Options, Simulation, configure_logging
+from .cli import MIXED, OCPP_CHOICES, V16, Options, Simulation, configure_logging, stop_on_signals
 
 _LOGGER = logging.getLogger("simulator.hass")
 
@@ -52,6 +56,8 @@ DEFAULT_HTTP_PORT = 8123
 DEFAULT_OCPP_PORT = 9000
 START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
+CHARGERS_STOP_TIMEOUT_S = 20.0
+SUPERVISE_POLL_S = 1.0  # how often the demo checks that Home Assistant still runs
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - the demo's published credentials
 
@@ -115,15 +121,22 @@ def frontend_requirement() -> str:
     return str(manifest["requirements"][0])
 
 
-def ensure_frontend(python: str = sys.executable) -> None:
-    """Install the Home Assistant frontend package into this venv when it is missing."""
+def frontend_missing() -> str | None:
+    """The pinned frontend requirement when this venv lacks that version, else None."""
     requirement = frontend_requirement()
     name, _, wanted = requirement.partition("==")
     try:
-        if importlib.metadata.version(name) == wanted:
-            return
+        installed: str | None = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        pass
+        installed = None
+    return None if installed == wanted else requirement
+
+
+def ensure_frontend(python: str = sys.executable) -> None:
+    """Install the Home Assistant frontend package into this venv when it is missing."""
+    requirement = frontend_missing()
+    if requirement is None:
+        return
     _LOGGER.info("installing %s (the web interface, once)...", requirement)
     subprocess.run(  # noqa: S603 - fixed command line
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement], check=True
@@ -544,6 +557,27 @@ class HassInstance:
 
 
 # --------------------------------------------------------------------- demo
+class DemoHost(Protocol):
+    """What the demo creates the site on and runs the chargers against (a :class:`HassInstance`)."""
+
+    config_dir: Path
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def start_site(self, settings: SiteSettings | None = None) -> dict[str, Any]: ...
+
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None: ...
+
+    def console_tail(self, lines: int = 30) -> str: ...
+
+
 def recreate_demo_dir(path: Path) -> None:
     """Empty ``path`` for a new demo run (refuses directories the demo did not make)."""
     if path.exists():
@@ -564,94 +598,148 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ocpp-port", type=int, default=DEFAULT_OCPP_PORT, help="OCPP ws:// port (9000)")
     parser.add_argument("--chargers", type=int, default=3, help="simulated chargers (3)")
     parser.add_argument("--sessions", type=int, default=1, help="chargers that charge (1)")
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between MeterValues (10)")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between meter values (10)")
+    parser.add_argument(
+        "--ocpp",
+        choices=OCPP_CHOICES,
+        default=V16,
+        help="OCPP version of the chargers; mixed alternates 1.6 and 2.0.1 (1.6)",
+    )
     parser.add_argument("--config-dir", type=Path, default=ROOT / "demo-config", help="recreated at each run")
     parser.add_argument("--no-ui", action="store_true", help="no web interface (faster; the API still works)")
     parser.add_argument("--debug", action="store_true", help="debug logs of Cariflex in Home Assistant")
     return parser
 
 
-async def demo(args: argparse.Namespace) -> int:
-    """Start Home Assistant, onboard, create the site, run the chargers; Ctrl-C stops all."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+def busy_port(args: argparse.Namespace) -> str | None:
+    """Why the demo cannot start (a port in use), or None."""
     for label, port in (("--port", args.port), ("--ocpp-port", args.ocpp_port)):
         if not port_free(port):
-            print(f"demo: port {port} ({label}) is already in use; pick another with {label}", file=sys.stderr)
-            return 1
+            return f"demo: port {port} ({label}) is already in use; pick another with {label}"
+    return None
+
+
+def demo_instance(args: argparse.Namespace) -> HassInstance:
+    """The demo's Home Assistant, in a freshly recreated ``--config-dir``."""
     recreate_demo_dir(args.config_dir)
-    hass = HassInstance(
+    return HassInstance(
         args.config_dir,
         port=args.port,
         ui=not args.no_ui,
         logs={"custom_components.cariflex": "debug" if args.debug else "info"},
     )
-    simulation: asyncio.Task[int] | None = None
+
+
+def simulator_options(args: argparse.Namespace) -> Options:
+    """The simulated chargers of the demo (SIM1..SIMn)."""
+    return Options(
+        url=f"ws://127.0.0.1:{args.ocpp_port}",
+        count=args.chargers,
+        id_prefix="SIM",
+        sessions=args.sessions,
+        interval=args.interval,
+        ocpp=args.ocpp,
+    )
+
+
+def banner(host: DemoHost, args: argparse.Namespace, options: Options) -> str:
+    """What the demo prints once everything runs."""
+    if options.ocpp == MIXED:
+        versions = ", ".join(f"{charger_id} {version}" for charger_id, version in options.versions().items())
+    else:
+        versions = f"{options.ocpp}   (--ocpp {' | '.join(OCPP_CHOICES)})"
+    return textwrap.dedent(
+        f"""
+        ================================================================
+         Cariflex demo is running
+           Home Assistant  {host.base_url}   (pid {host.pid})
+           log in with     {DEMO_USER} / {DEMO_PASSWORD}
+           OCPP (ws)       ws://127.0.0.1:{args.ocpp_port}/<charger id>
+           chargers        {", ".join(options.charger_ids())} ({min(args.sessions, args.chargers)} charging)
+           OCPP versions   {versions}
+           config dir      {host.config_dir}
+         Press Ctrl-C to stop the chargers, then Home Assistant.
+        ================================================================
+        """
+    )
+
+
+async def start_site(host: DemoHost, args: argparse.Namespace, stop: asyncio.Event) -> bool:
+    """Start the host and create the site, unless ``stop`` comes first (then False)."""
+    if stop.is_set():
+        return False
+    startup = asyncio.create_task(host.start_site(SiteSettings(site_name="Demo", ws_port=args.ocpp_port)))
     stop_waiter = asyncio.create_task(stop.wait())
     try:
-        startup = asyncio.create_task(_start_site(hass, args))
         await asyncio.wait({startup, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if not startup.done():
-            _LOGGER.info("interrupted during start-up")
-            startup.cancel()
-            await asyncio.gather(startup, return_exceptions=True)
-            return 130
-        startup.result()
-        options = Options(
-            url=f"ws://127.0.0.1:{args.ocpp_port}",
-            count=args.chargers,
-            id_prefix="SIM",
-            sessions=args.sessions,
-            interval=args.interval,
-        )
-        simulation = asyncio.create_task(Simulation(options, stop).run())
-        print(
-            textwrap.dedent(
-                f"""
-                ================================================================
-                 Cariflex demo is running
-                   Home Assistant  {hass.base_url}   (pid {hass.pid})
-                   log in with     demo / demo
-                   OCPP (ws)       ws://127.0.0.1:{args.ocpp_port}/<charger id>
-                   chargers        {", ".join(options.charger_ids())} ({min(args.sessions, args.chargers)} charging)
-                   config dir      {hass.config_dir}
-                 Press Ctrl-C to stop the chargers, then Home Assistant.
-                ================================================================
-                """
-            ),
-            flush=True,
-        )
-        while not stop.is_set():
-            await asyncio.wait({stop_waiter, simulation}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-            if hass.returncode is not None:
-                _LOGGER.error("Home Assistant exited (code %s)\n%s", hass.returncode, hass.console_tail())
-                return 1
-            if simulation.done():
-                break
-        return 0
-    except HassError as err:
-        _LOGGER.error("%s", err)
-        return 1
     finally:
-        stop.set()
+        interrupted = not startup.done()
+        startup.cancel()  # a start-up cut short stops what it started
+        stop_waiter.cancel()
+        await asyncio.gather(startup, stop_waiter, return_exceptions=True)
+    if interrupted:
+        return False
+    startup.result()
+    return True
+
+
+async def supervise(host: DemoHost, simulation: asyncio.Task[int], stop: asyncio.Event) -> int:
+    """Wait for ``stop`` (0); 1 when the host exits first."""
+    stop_waiter = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set() and not simulation.done():
+            await asyncio.wait({stop_waiter, simulation}, timeout=SUPERVISE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+            if host.returncode is not None:
+                _LOGGER.error("Home Assistant exited (code %s)\n%s", host.returncode, host.console_tail())
+                return 1
+        return 0
+    finally:
+        stop_waiter.cancel()
+        await asyncio.gather(stop_waiter, return_exceptions=True)
+
+
+async def shut_down(host: DemoHost | None, simulation: asyncio.Task[int] | None, stop: asyncio.Event) -> None:
+    """Stop the chargers (their sessions end cleanly), then the host."""
+    stop.set()
+    try:
         if simulation is not None:
             _LOGGER.info("stopping the chargers")
             try:
-                await asyncio.wait_for(simulation, 20)
+                await asyncio.wait_for(simulation, CHARGERS_STOP_TIMEOUT_S)
             except TimeoutError:
                 _LOGGER.warning("the chargers did not stop in time")
-        await hass.stop()
-        stop_waiter.cancel()
-        await asyncio.gather(stop_waiter, return_exceptions=True)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+    finally:
+        if host is not None:
+            await host.stop()
         _LOGGER.info("demo stopped")
 
 
-async def _start_site(hass: HassInstance, args: argparse.Namespace) -> None:
-    await hass.start_site(SiteSettings(site_name="Demo", ws_port=args.ocpp_port))
+async def demo(args: argparse.Namespace, *, host: DemoHost | None = None, stop: asyncio.Event | None = None) -> int:
+    """Start Home Assistant, onboard, create the site, run the chargers; Ctrl-C stops all.
+
+    ``host`` defaults to :func:`demo_instance`; SIGINT and SIGTERM set ``stop``.
+    Returns the exit code: 0 after Ctrl-C, 1 on an error, 130 when interrupted during start-up.
+    """
+    if problem := busy_port(args):
+        print(problem, file=sys.stderr)
+        return 1
+    stop = stop if stop is not None else asyncio.Event()
+    simulation: asyncio.Task[int] | None = None
+    with stop_on_signals(stop):
+        try:
+            host = host if host is not None else demo_instance(args)
+            if not await start_site(host, args, stop):
+                _LOGGER.info("interrupted during start-up")
+                return 130
+            options = simulator_options(args)
+            simulation = asyncio.create_task(Simulation(options, stop).run())
+            print(banner(host, args, options), flush=True)
+            return await supervise(host, simulation, stop)
+        except HassError as err:
+            _LOGGER.error("%s", err)
+            return 1
+        finally:
+            await shut_down(host, simulation, stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

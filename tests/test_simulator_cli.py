@@ -1,37 +1,59 @@
-"""The charger simulator command line against a real central system (no Home Assistant)."""
+"""The charger simulator command line and the demo, against a real central system.
+
+The simulator runs against Cariflex's own central system (``CentralSystem`` + ``SiteBackend``,
+no Home Assistant) on a free port, over OCPP 1.6, 2.0.1 or both. The demo runs once against a
+real Home Assistant process, and otherwise against that central system (``CentralHost``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+import importlib.metadata
 import itertools
 import logging
+import os
 from pathlib import Path
 import re
 import signal
 import socket
 import ssl
+import subprocess
 import sys
+import textwrap
+from typing import Any
 
 import pytest
 
+from custom_components.cariflex.access import AuthMode
 from custom_components.cariflex.ocpp.model import Charger, Session
 from custom_components.cariflex.ocpp.server import CentralSystem
 from custom_components.cariflex.ocpp.site import ChargerConfig, SiteBackend, UnknownChargerPolicy, hash_password
 from simulator.cli import Options, Simulation, client_ssl_context, main as cli_main, main_async, parse_args
 from simulator.hass_runner import (
+    STOP_TIMEOUT_S,
     HassError,
     HassInstance,
     SiteSettings,
+    banner,
     build_parser as build_demo_parser,
+    busy_port,
+    demo,
+    demo_instance,
+    ensure_frontend,
+    frontend_missing,
     frontend_requirement,
+    main as demo_main,
     recreate_demo_dir,
+    simulator_options,
 )
 from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "pw-of-the-sim"
+SEQ_NO = re.compile(r"T1: TransactionEvent Updated EVSE 1 seqNo (\d+)")
 
 
 @dataclass
@@ -63,6 +85,10 @@ class Central:
 
         self.backend.charger(charger_id).add_listener(listener)
 
+    def seq_nos(self, charger_id: str, transaction_id: str) -> list[int]:
+        """The seqNos of the transaction's TransactionEvents the central system applied."""
+        return sorted(seq for tid, seq in self.charger(charger_id).seen_events if tid == transaction_id)
+
     async def restart(self) -> None:
         """Drop every connection and listen again on the same port."""
         await self.system.stop()
@@ -87,6 +113,7 @@ async def central(socket_enabled: None) -> AsyncIterator[Central]:
     await system.start()
     central = Central(backend, system, port)
     central.watch("T1")
+    central.watch("T2")
     yield central
     await central.system.stop()
     await backend.cancel_tasks()
@@ -165,6 +192,19 @@ def test_parse_rejects(args: list[str], capsys: pytest.CaptureFixture[str]) -> N
     assert "error" in capsys.readouterr().err
 
 
+def test_ocpp_version_of_each_charger() -> None:
+    mixed = parse_args(["--url", "ws://h", "--count", "3", "--ocpp", "mixed"])
+    assert mixed.versions() == {"SIM1": "1.6", "SIM2": "2.0.1", "SIM3": "1.6"}
+    assert [runner.version for runner in Simulation(mixed).runners] == ["1.6", "2.0.1", "1.6"]
+    assert parse_args(["--url", "ws://h", "--count", "2", "--ocpp", "2.0.1"]).versions() == {
+        "SIM1": "2.0.1",
+        "SIM2": "2.0.1",
+    }
+    assert parse_args(["--url", "ws://h"]).versions() == {"SIM1": "1.6"}
+    with pytest.raises(ValueError, match=r"unknown OCPP version '2\.1' \(choose from 1\.6, 2\.0\.1, mixed\)"):
+        Simulation(Options(url="ws://h", ocpp="2.1"))
+
+
 def test_tls_context() -> None:
     assert client_ssl_context(parse_args(["--url", "ws://h"])) is None
     import certifi
@@ -175,16 +215,12 @@ def test_tls_context() -> None:
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
 
 
-async def test_ocpp_201_not_supported_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert await main_async(["--url", "ws://127.0.0.1:1", "--ocpp", "2.0.1"]) == 2
-    assert "not supported yet" in capsys.readouterr().err
-
-
 # ------------------------------------------------------------ against a real CS
 async def test_chargers_boot_heartbeat_and_charge(central: Central) -> None:
     code = await main_async(argv(central, "--sessions", "1", "--interval", "0.2", "--duration", "2"))
     assert code == 0
     t1, t2 = central.charger("T1"), central.charger("T2")
+    assert (t1.ocpp_version, t2.ocpp_version) == ("1.6", "1.6")
     assert t1.boot_status == "Accepted"
     assert t2.boot_status == "Accepted"
     assert t1.info.serial == "T1-SN"
@@ -208,6 +244,87 @@ async def test_chargers_boot_heartbeat_and_charge(central: Central) -> None:
     assert "T3" not in central.backend.chargers
 
 
+async def test_201_stations_boot_heartbeat_and_charge(central: Central) -> None:
+    simulation = Simulation(parse_args(argv(central, "--ocpp", "2.0.1", "--interval", "0.1", "--duration", "2")))
+    assert await simulation.run() == 0
+    t1, t2 = central.charger("T1"), central.charger("T2")
+    assert (t1.ocpp_version, t2.ocpp_version) == ("2.0.1", "2.0.1")
+    assert (t1.boot_status, t2.boot_status) == ("Accepted", "Accepted")
+    assert (t1.info.model, t1.info.serial, t2.info.serial) == ("SimCharger201", "T1-SN", "T2-SN")
+    assert t1.last_heartbeat is not None  # HeartbeatInterval 1 s from the BootNotification answer
+    assert t2.last_heartbeat is not None
+    # T1 charged: TransactionEvent Updated raised the register in the central system's model.
+    energy = central.energy["T1"]
+    assert len(energy) >= 4, energy
+    assert rising(energy), energy
+    # T2 reported its EVSE Available and stayed idle.
+    assert t2.connectors[1].status == "available"
+    assert t2.connectors[1].readings.energy_wh is None
+    assert central.energy["T2"] == []
+    # The end of --duration ended the transaction (TransactionEvent Ended) and closed both connections.
+    assert [charger_id for charger_id, _ in central.ended] == ["T1"]
+    session = central.ended[0][1]
+    runner = simulation.runners[0]
+    assert runner.transactions == runner.stopped_transactions == [session.transaction_id]
+    assert session.stop_reason == "Local"
+    assert session.id_tag == "SIMTAG"
+    assert session.meter_stop_wh is not None
+    assert session.meter_stop_wh >= energy[-1] > session.meter_start_wh
+    seq_nos = central.seq_nos("T1", session.transaction_id)
+    assert seq_nos[0] == 0  # Started
+    assert len(seq_nos) >= 5  # Started, Updated..., Ended
+    assert t1.connectors[1].session is None
+    assert not t1.connected
+    assert not t2.connected
+
+
+async def test_mixed_site_charges_over_both_versions(central: Central) -> None:
+    options = parse_args(argv(central, "--ocpp", "mixed", "--sessions", "2", "--interval", "0.1", "--duration", "1.5"))
+    simulation = Simulation(options)
+    assert await simulation.run() == 0
+    assert {charger_id: central.charger(charger_id).ocpp_version for charger_id in ("T1", "T2")} == {
+        "T1": "1.6",
+        "T2": "2.0.1",
+    }
+    for charger_id in ("T1", "T2"):
+        assert len(central.energy[charger_id]) >= 2, charger_id
+        assert rising(central.energy[charger_id]), charger_id
+    ended = dict(central.ended)
+    assert sorted(ended) == ["T1", "T2"]
+    assert ended["T1"].transaction_id.isdigit()  # 1.6: the central system's integer id
+    assert re.fullmatch(r"[0-9a-f-]{36}", ended["T2"].transaction_id)  # 2.0.1: the station's uuid
+    assert {session.stop_reason for session in ended.values()} == {"Local"}
+    assert [runner.stopped_transactions for runner in simulation.runners] == [
+        [ended["T1"].transaction_id],
+        [ended["T2"].transaction_id],
+    ]
+
+
+async def test_refused_sessions_on_both_versions(central: Central, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="simulator")
+    central.backend.badges.mode = AuthMode.LIST  # SIMTAG is not on the site's badge list
+    stop = asyncio.Event()
+    simulation = Simulation(parse_args(argv(central, "--ocpp", "mixed", "--sessions", "2", "--interval", "0.1")), stop)
+    run = asyncio.create_task(simulation.run())
+    try:
+        await wait_for(
+            lambda: (
+                "T1: StartTransaction refused: Invalid" in caplog.text
+                and "T2: TransactionEvent Started refused: Invalid" in caplog.text
+            )
+        )
+        # The 2.0.1 station ended the refused transaction at once and freed its EVSE.
+        await wait_for(lambda: central.charger("T2").connectors[1].status == "available")
+        assert [(charger_id, session.stop_reason) for charger_id, session in central.ended] == [("T2", "DeAuthorized")]
+        # Both chargers keep serving.
+        assert central.charger("T1").connected
+        assert central.charger("T2").connected
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(run, 5) == 0
+    assert [runner.transactions for runner in simulation.runners] == [[], []]
+
+
 async def test_wrong_password_is_retried_and_logged(central: Central, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="simulator")
     options = parse_args(
@@ -217,6 +334,18 @@ async def test_wrong_password_is_retried_and_logged(central: Central, caplog: py
     assert central.charger("T1").boot_status is None
     failures = [r.getMessage() for r in caplog.records if "HTTP 401 (wrong or missing password)" in r.getMessage()]
     assert len(failures) >= 2  # retried
+
+
+def test_main_retries_an_unreachable_central_system(socket_enabled: None, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="simulator")
+    sigint_handler = signal.getsignal(signal.SIGINT)
+    url = f"ws://127.0.0.1:{free_port()}"  # nobody listens there
+    assert cli_main(["--url", url, "--ocpp", "2.0.1", "--duration", "0.5", "--retry-min", "0.05"]) == 0
+    failures = [r.getMessage() for r in caplog.records if f"SIM1: cannot connect to {url}" in r.getMessage()]
+    assert len(failures) >= 2, failures  # retried
+    assert "ConnectionRefusedError" in failures[0]
+    assert "simulator stopped" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is sigint_handler  # the handler in place before is back
 
 
 async def test_reconnects_and_resumes_the_session(central: Central) -> None:
@@ -237,34 +366,73 @@ async def test_reconnects_and_resumes_the_session(central: Central) -> None:
         await wait_for(lambda: central.energy["T1"][-1] > before + 1)
         assert t1.connectors[1].session is session  # same transaction carried on after the reconnection
         assert [runner.connections for runner in simulation.runners] == [2, 2]
-        assert simulation.runners[0].transactions == [int(session.transaction_id)]
+        assert simulation.runners[0].transactions == [session.transaction_id]
     finally:
         stop.set()
         assert await asyncio.wait_for(run, 5) == 0
     assert [charger_id for charger_id, _ in central.ended] == ["T1"]
 
 
-async def test_sigint_stops_the_session_and_exits(central: Central) -> None:
+async def test_201_reconnects_and_continues_the_transaction(central: Central, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="simulator")
+    stop = asyncio.Event()
+    options = parse_args(
+        argv(central, "--ocpp", "2.0.1", "--interval", "0.1", "--retry-min", "0.1", "--retry-max", "0.2")
+    )
+    simulation = Simulation(options, stop)
+    run = asyncio.create_task(simulation.run())
+    try:
+        t1 = central.charger("T1")
+        await wait_for(lambda: len(central.energy["T1"]) >= 3 and central.charger("T2").connected)
+        session = t1.connectors[1].session
+        assert session is not None
+        energy_before = central.energy["T1"][-1]
+        seq_before = central.seq_nos("T1", session.transaction_id)[-1]
+        await central.restart()
+        assert not t1.connected
+        await wait_for(lambda: t1.connected and central.charger("T2").connected)
+        await wait_for(lambda: central.energy["T1"][-1] > energy_before + 0.5)
+        # Same transaction: the central system's session carried on, with later seqNos.
+        assert t1.connectors[1].session is session
+        assert central.seq_nos("T1", session.transaction_id)[-1] > seq_before + 1
+        assert [runner.connections for runner in simulation.runners] == [2, 2]
+        assert simulation.runners[0].transactions == [session.transaction_id]
+        assert f"T1: resuming transaction {session.transaction_id} on EVSE 1 at seqNo" in caplog.text
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(run, 5) == 0
+    # What the station sent: one seqNo sequence across both connections, never restarted.
+    sent = [int(number) for number in SEQ_NO.findall(caplog.text)]
+    assert sent[0] == 1
+    assert sent == sorted(set(sent)), sent
+    assert max(sent) > seq_before + 1
+    assert [(charger_id, ended.stop_reason) for charger_id, ended in central.ended] == [("T1", "Local")]
+    assert central.ended[0][1] is session
+
+
+async def test_sigint_stops_the_sessions_and_exits(central: Central) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "simulator",
-        *argv(central, "--count", "1", "--interval", "0.1"),
+        *argv(central, "--ocpp", "mixed", "--sessions", "2", "--interval", "0.1"),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await wait_for(lambda: len(central.energy["T1"]) >= 2, timeout=8)
+        await wait_for(lambda: len(central.energy["T1"]) >= 2 and len(central.energy["T2"]) >= 2, timeout=8)
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(process.communicate(), 5)
     log = stderr.decode()
     assert process.returncode == 0, log
-    assert "StopTransaction" in log
+    assert "T1: StopTransaction" in log
+    assert "T2: TransactionEvent Ended" in log
     assert "simulator stopped" in log
-    assert [charger_id for charger_id, _ in central.ended] == ["T1"]
+    assert sorted(charger_id for charger_id, _ in central.ended) == ["T1", "T2"]
     assert not central.charger("T1").connected
+    assert not central.charger("T2").connected
 
 
 # ------------------------------------------------- Home Assistant runner (no HA)
@@ -319,6 +487,20 @@ def test_demo_dir_is_recreated_but_never_a_foreign_one(tmp_path: Path) -> None:
     assert (foreign / "keep.txt").exists()
 
 
+def fake_python(tmp_path: Path, *, ignore_sigterm: bool = False) -> str:
+    """An executable standing for the interpreter: it prints a line, then hangs (no HTTP server)."""
+    script = tmp_path / ("stubborn-python" if ignore_sigterm else "slow-python")
+    trap = "trap '' TERM\n" if ignore_sigterm else ""
+    script.write_text(f"#!/bin/sh\n{trap}echo 'fake Home Assistant starting'\nexec sleep 30\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def process_gone(pid: int) -> bool:
+    """The process exited and was reaped."""
+    return not Path(f"/proc/{pid}").exists()
+
+
 async def test_start_reports_an_early_exit(tmp_path: Path, socket_enabled: None) -> None:
     instance = HassInstance(tmp_path / "ha", port=free_port(), python="/bin/false")
     with pytest.raises(HassError, match="exited with code 1"):
@@ -326,6 +508,69 @@ async def test_start_reports_an_early_exit(tmp_path: Path, socket_enabled: None)
     assert instance.returncode == 1
     assert await instance.stop() == 1
     assert await instance.stop() == 1  # idempotent
+
+
+async def test_start_gives_up_when_home_assistant_does_not_answer(tmp_path: Path, socket_enabled: None) -> None:
+    instance = HassInstance(tmp_path / "ha", port=free_port(), python=fake_python(tmp_path))
+    with pytest.raises(HassError, match=r"did not answer within 0 s\nfake Home Assistant starting"):
+        await instance.start(timeout=0.4)
+    assert instance.returncode == -signal.SIGTERM  # stopped, not left running
+    assert instance.pid is not None
+    assert process_gone(instance.pid)
+
+
+async def test_stop_kills_what_ignores_sigterm(tmp_path: Path, socket_enabled: None) -> None:
+    instance = HassInstance(tmp_path / "ha", port=free_port(), python=fake_python(tmp_path, ignore_sigterm=True))
+    starting = asyncio.create_task(instance.start(timeout=10))
+    await wait_for(lambda: "fake Home Assistant starting" in instance.console_tail())
+    with pytest.raises(HassError, match="already started"):
+        await instance.start()
+    assert await instance.stop(timeout=0.2) == -signal.SIGKILL
+    with pytest.raises(HassError, match="exited with code -9"):
+        await starting
+    assert await instance.stop() == -signal.SIGKILL
+    assert instance.pid is not None
+    assert process_gone(instance.pid)
+
+
+def fake_hass(tmp_path: Path) -> str:
+    """An executable standing for the interpreter: it answers HTTP 200 on the configured port, exits 0 on SIGTERM."""
+    script = tmp_path / "answering-python"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        + textwrap.dedent(
+            """\
+            import http.server, pathlib, re, signal, sys
+
+            config = pathlib.Path(sys.argv[sys.argv.index("--config") + 1]) / "configuration.yaml"
+            port = int(re.search(r"server_port: (\\d+)", config.read_text()).group(1))
+
+
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b"[]")
+
+
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+            """
+        )
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+async def test_async_with_starts_and_stops(tmp_path: Path, socket_enabled: None) -> None:
+    async with HassInstance(tmp_path / "ha", port=free_port(), python=fake_hass(tmp_path)) as instance:
+        assert instance.returncode is None  # it answered /api/onboarding
+        assert await instance.onboarding_steps() == {}
+        pid = instance.pid
+    assert instance.returncode == 0  # stopped with SIGTERM
+    assert pid is not None
+    assert process_gone(pid)
 
 
 async def test_start_refuses_a_busy_port(tmp_path: Path, socket_enabled: None) -> None:
@@ -338,63 +583,322 @@ async def test_start_refuses_a_busy_port(tmp_path: Path, socket_enabled: None) -
     assert instance.process is None
 
 
+async def test_refresh_needs_a_login(tmp_path: Path) -> None:
+    with pytest.raises(HassError, match="no refresh token"):
+        await HassInstance(tmp_path / "ha").refresh()
+
+
+def test_run_from_synchronous_code() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert HassInstance.run(answer()) == 42
+
+
 def test_demo_options_and_frontend_pin() -> None:
     args = build_demo_parser().parse_args([])
     assert (args.port, args.ocpp_port, args.chargers, args.sessions, args.interval) == (8123, 9000, 3, 1, 10.0)
+    assert args.ocpp == "1.6"  # unchanged for existing users
     args = build_demo_parser().parse_args(["--port", "8124", "--ocpp-port", "9100", "--chargers", "5"])
     assert (args.port, args.ocpp_port, args.chargers) == (8124, 9100, 5)
+    assert build_demo_parser().parse_args(["--ocpp", "mixed"]).ocpp == "mixed"
+    assert build_demo_parser().parse_args(["--ocpp", "2.0.1"]).ocpp == "2.0.1"
+    with pytest.raises(SystemExit):
+        build_demo_parser().parse_args(["--ocpp", "2.1"])
     assert re.fullmatch(r"home-assistant-frontend==\d{8}\.\d+", frontend_requirement())
 
 
-async def test_real_home_assistant_with_a_site_and_the_cli(tmp_path: Path, socket_enabled: None) -> None:
-    """Onboarding, the config flow and the login flow of a real Home Assistant process."""
-    ocpp_port = free_port()
-    instance = HassInstance(tmp_path / "ha", port=free_port(), ui=False)
+def test_frontend_is_installed_only_when_missing() -> None:
+    requirement = frontend_requirement()
+    name, _, wanted = requirement.partition("==")
     try:
-        entry = await instance.start_site(SiteSettings(site_name="Bench", ws_port=ocpp_port))
-        assert (entry["domain"], entry["title"], entry["state"]) == ("cariflex", "Bench", "loaded")
-        assert instance.pid is not None
-        assert instance.returncode is None
-        assert all((await instance.onboarding_steps()).values())
-        with pytest.raises(HassError, match="onboarding already started"):
-            await instance.onboard()
-        domains = [e["domain"] for e in await instance.request("GET", "/api/config/config_entries/entry")]
-        assert "google_translate" not in domains  # removed: it cannot load offline
-        with pytest.raises(HassError, match="login refused"):
-            await instance.login("demo", "wrong")
-        token = await instance.login("demo", "demo")
-        assert token == instance.access_token
-        refreshed = await instance.refresh()
-        assert len(await instance.request("GET", "/api/states", token=refreshed)) > 0
+        installed: str | None = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    missing = frontend_missing()
+    assert missing == (None if installed == wanted else requirement)
+    if missing is None:
+        ensure_frontend(python="/bin/false")  # nothing to install: pip (here a failing one) is not run
+    else:
+        with pytest.raises(subprocess.CalledProcessError):
+            ensure_frontend(python="/bin/false")  # it tried to run pip
 
-        stop = asyncio.Event()
-        options = parse_args(["--url", f"ws://127.0.0.1:{ocpp_port}", "--count", "2", "--interval", "0.1"])
-        run = asyncio.create_task(Simulation(options, stop).run())
+
+def demo_args(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    """Demo options on free ports, without the web interface, in a config dir under ``tmp_path``."""
+    return build_demo_parser().parse_args(
+        [
+            "--port",
+            str(free_port()),
+            "--ocpp-port",
+            str(free_port()),
+            "--no-ui",
+            "--config-dir",
+            str(tmp_path / "demo"),
+            *extra,
+        ]
+    )
+
+
+def test_demo_chargers_and_banner(tmp_path: Path) -> None:
+    args = build_demo_parser().parse_args(
+        ["--ocpp-port", "9100", "--chargers", "3", "--sessions", "2", "--interval", "5", "--ocpp", "mixed"]
+    )
+    options = simulator_options(args)
+    assert options == Options(
+        url="ws://127.0.0.1:9100", count=3, id_prefix="SIM", sessions=2, interval=5.0, ocpp="mixed"
+    )
+    text = banner(HassInstance(tmp_path / "ha", port=8124), args, options)
+    assert "Home Assistant  http://127.0.0.1:8124" in text
+    assert "log in with     demo / demo" in text
+    assert "OCPP (ws)       ws://127.0.0.1:9100/<charger id>" in text
+    assert "chargers        SIM1, SIM2, SIM3 (2 charging)" in text
+    assert "OCPP versions   SIM1 1.6, SIM2 2.0.1, SIM3 1.6" in text
+    assert f"config dir      {(tmp_path / 'ha').resolve()}" in text
+    default = build_demo_parser().parse_args([])
+    text = banner(HassInstance(tmp_path / "ha"), default, simulator_options(default))
+    assert "chargers        SIM1, SIM2, SIM3 (1 charging)" in text
+    assert "OCPP versions   1.6   (--ocpp 1.6 | 2.0.1 | mixed)" in text
+
+
+def test_demo_instance_uses_a_fresh_config_dir(tmp_path: Path, socket_enabled: None) -> None:
+    args = demo_args(tmp_path, "--debug")
+    recreate_demo_dir(args.config_dir)
+    (args.config_dir / "home-assistant_v2.db").write_text("previous run")
+    instance = demo_instance(args)
+    assert instance.config_dir == args.config_dir.resolve()
+    assert sorted(p.name for p in args.config_dir.iterdir()) == [".cariflex-demo"]
+    assert instance.port == args.port
+    assert "frontend" not in instance.components  # --no-ui
+    assert instance.logs == {"custom_components.cariflex": "debug"}
+    assert (
+        "frontend" in demo_instance(build_demo_parser().parse_args(["--config-dir", str(args.config_dir)])).components
+    )
+
+
+def test_demo_refuses_busy_ports(tmp_path: Path, socket_enabled: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        code = demo_main(["--no-ui", "--port", str(port), "--config-dir", str(tmp_path / "demo")])
+        assert code == 1
+        assert f"demo: port {port} (--port) is already in use; pick another with --port" in capsys.readouterr().err
+        args = demo_args(tmp_path, "--ocpp-port", str(port))
+        assert busy_port(args) == f"demo: port {port} (--ocpp-port) is already in use; pick another with --ocpp-port"
+    assert busy_port(args) is None
+    assert not (tmp_path / "demo").exists()  # nothing started, nothing written
+
+
+async def test_demo_refuses_a_foreign_config_dir(
+    tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = demo_args(tmp_path)
+    args.config_dir.mkdir()
+    (args.config_dir / "configuration.yaml").write_text("# mine\n")
+    assert await demo(args) == 1
+    assert "was not made by the demo" in caplog.text
+    assert (args.config_dir / "configuration.yaml").read_text() == "# mine\n"
+
+
+async def test_demo_reports_a_home_assistant_that_cannot_start(
+    tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = demo_args(tmp_path)
+    host = HassInstance(tmp_path / "ha", port=args.port, python="/bin/false")
+    assert await demo(args, host=host) == 1
+    assert "Home Assistant exited with code 1" in caplog.text
+    assert host.returncode == 1
+
+
+async def test_demo_interrupted_during_start_up(
+    tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="simulator")
+    args = demo_args(tmp_path)
+    host = HassInstance(tmp_path / "ha", port=args.port, python=fake_python(tmp_path))
+    stop = asyncio.Event()
+    run = asyncio.create_task(demo(args, host=host, stop=stop))
+    await wait_for(lambda: "fake Home Assistant starting" in host.console_tail())
+    stop.set()  # Ctrl-C while Home Assistant starts
+    assert await asyncio.wait_for(run, STOP_TIMEOUT_S) == 130
+    assert "interrupted during start-up" in caplog.text
+    assert host.returncode == -signal.SIGTERM  # the start-up stopped what it had started
+    assert host.pid is not None
+    assert process_gone(host.pid)
+    # Interrupted before anything started: nothing starts.
+    idle = HassInstance(tmp_path / "idle", port=args.port)
+    assert await demo(args, host=idle, stop=stop) == 130
+    assert idle.pid is None
+    assert not idle.config_dir.exists()
+
+
+class CentralHost:
+    """The demo's host without Home Assistant: Cariflex's own central system and site policy."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.config_dir = config_dir
+        self.ended: list[tuple[str, Session]] = []
+        self.backend = SiteBackend(
+            policy=UnknownChargerPolicy.ACCEPT,
+            heartbeat_interval=1,
+            on_session_ended=lambda charger, session: self.ended.append((charger.charger_id, session)),
+        )
+        self.system: CentralSystem | None = None
+        self.port = 0
+        self.exit_code: int | None = None
+        self.stops = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exit_code
+
+    async def start_site(self, settings: SiteSettings | None = None) -> dict[str, Any]:
+        settings = settings or SiteSettings()
+        self.port = settings.ws_port
+        self.system = CentralSystem(self.backend, host="127.0.0.1", port=self.port)
+        await self.system.start()
+        return {"domain": "cariflex", "title": settings.site_name, "state": "loaded"}
+
+    async def crash(self) -> None:
+        """Go away as a Home Assistant that exits would."""
+        assert self.system is not None
+        await self.system.stop()
+        self.system = None
+        self.exit_code = 1
+
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        self.stops += 1
+        if self.system is not None:
+            await self.system.stop()
+            self.system = None
+        await self.backend.cancel_tasks()
+        return self.exit_code
+
+    def console_tail(self, lines: int = 30) -> str:
+        return "the central system went away"
+
+    def charging(self, charger_id: str) -> bool:
+        """Connected, with a session whose power the central system has seen."""
+        charger = self.backend.chargers.get(charger_id)
+        connector = charger.connectors.get(1) if charger else None
+        return bool(
+            charger and charger.connected and connector and connector.session and (connector.readings.power_w or 0) > 0
+        )
+
+
+async def test_demo_runs_a_mixed_site_until_ctrl_c(
+    tmp_path: Path, socket_enabled: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sigint_handler = signal.getsignal(signal.SIGINT)
+    args = demo_args(tmp_path, "--ocpp", "mixed", "--sessions", "2", "--interval", "0.1")
+    host = CentralHost(tmp_path / "central")
+    run = asyncio.create_task(demo(args, host=host))
+    chargers = host.backend.chargers
+    await wait_for(lambda: host.charging("SIM1") and host.charging("SIM2") and "SIM3" in chargers)
+    await wait_for(lambda: chargers["SIM3"].connectors.get(1) is not None)
+    assert {charger_id: charger.ocpp_version for charger_id, charger in chargers.items()} == {
+        "SIM1": "1.6",
+        "SIM2": "2.0.1",
+        "SIM3": "1.6",
+    }
+    assert chargers["SIM3"].connectors[1].session is None
+    out = capsys.readouterr().out
+    assert "Cariflex demo is running" in out
+    assert "chargers        SIM1, SIM2, SIM3 (2 charging)" in out
+    assert "OCPP versions   SIM1 1.6, SIM2 2.0.1, SIM3 1.6" in out
+    assert not run.done()
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+    assert await asyncio.wait_for(run, 10) == 0
+    # The chargers ended their sessions (StopTransaction, TransactionEvent Ended), then the host stopped.
+    assert sorted((charger_id, session.stop_reason) for charger_id, session in host.ended) == [
+        ("SIM1", "Local"),
+        ("SIM2", "Local"),
+    ]
+    assert not any(charger.connected for charger in chargers.values())
+    assert host.stops == 1
+    assert signal.getsignal(signal.SIGINT) is sigint_handler  # the handler in place before is back
+
+
+async def test_demo_stops_when_home_assistant_exits(
+    tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = demo_args(tmp_path, "--chargers", "1", "--ocpp", "2.0.1", "--interval", "0.1")
+    host = CentralHost(tmp_path / "central")
+    stop = asyncio.Event()
+    run = asyncio.create_task(demo(args, host=host, stop=stop))
+    await wait_for(lambda: host.charging("SIM1"))
+    await host.crash()
+    assert await asyncio.wait_for(run, 5) == 1
+    assert "Home Assistant exited (code 1)\nthe central system went away" in caplog.text
+    assert stop.is_set()  # the chargers were told to stop
+    assert host.stops == 1
+
+
+# ----------------------------------------------------- real Home Assistant
+async def test_demo_with_a_real_home_assistant(
+    tmp_path: Path, socket_enabled: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo end to end: onboarding, the config flow, a mixed site charging, the login flow, the stop."""
+    args = demo_args(tmp_path, "--chargers", "2", "--sessions", "2", "--interval", "0.1", "--ocpp", "mixed")
+    stop = asyncio.Event()
+    run = asyncio.create_task(demo(args, stop=stop))
+    printed: list[str] = []
+
+    def started() -> bool:
+        printed.append(capsys.readouterr().out)
+        return "Cariflex demo is running" in "".join(printed) or run.done()
+
+    try:
+        await wait_for(started, timeout=60)
+        assert not run.done()
+        match = re.search(r"\(pid (\d+)\)", "".join(printed))
+        assert match is not None
+        pid = int(match.group(1))
+        client = HassInstance(args.config_dir, port=args.port)  # the same Home Assistant, through its API
+        with pytest.raises(HassError, match="login refused"):
+            await client.login("demo", "wrong")
+        token = await client.login("demo", "demo")
+        assert token == client.access_token
+        assert all((await client.onboarding_steps()).values())
+        with pytest.raises(HassError, match="onboarding already started"):
+            await client.onboard()
+        entries = await client.request("GET", "/api/config/config_entries/entry")
+        assert [(e["title"], e["state"]) for e in entries if e["domain"] == "cariflex"] == [("Demo", "loaded")]
+        assert "google_translate" not in [e["domain"] for e in entries]  # removed: it cannot load offline
+        with pytest.raises(HassError, match="did not create the site"):
+            await client.create_site(SiteSettings(ws_port=args.ocpp_port))  # the demo's site has that port
+        with pytest.raises(HassError, match="HTTP 404"):
+            await client.request("GET", "/api/states/sensor.nowhere")
+        assert await client.request("POST", "/api/template", json_body={"template": "{{ 6 * 7 }}"}) == "42"
+        assert await client.refresh() == client.access_token
         states: dict[str, str] = {}
 
-        async def sim1_charging() -> bool:
-            states.update({state["entity_id"]: state["state"] for state in await instance.states()})
-            return (
-                states.get("binary_sensor.sim1_connected") == "on"
-                and states.get("binary_sensor.sim2_connected") == "on"
-                and states.get("sensor.sim1_energy") not in (None, "unknown", "unavailable", "0.0")
+        async def both_charging() -> bool:
+            states.update({state["entity_id"]: state["state"] for state in await client.states()})
+            return all(
+                states.get(f"binary_sensor.{charger}_connected") == "on"
+                and states.get(f"sensor.{charger}_power") == "7.4"
+                for charger in ("sim1", "sim2")
             )
 
-        try:
-            async with asyncio.timeout(5):
-                while not await sim1_charging():
-                    await asyncio.sleep(0.1)
-        finally:
-            stop.set()
-            assert await run == 0
-        assert float(states["sensor.sim1_power"]) == 7.4
-        assert float(states["sensor.sim1_energy"]) > 0
-        assert states["sensor.sim2_status"] == "available"
+        async with asyncio.timeout(5):
+            while not await both_charging():
+                await asyncio.sleep(0.1)
+        assert states["sensor.sim1_status"] == "charging"  # OCPP 1.6
+        assert states["sensor.sim2_status"] == "charging"  # OCPP 2.0.1
+        assert float(states["sensor.sim1_energy"]) >= 0
+        assert float(states["sensor.sim2_energy"]) >= 0
     finally:
-        assert await instance.stop() == 0
-    assert instance.returncode == 0
-
-
-def test_main_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["--url", "ws://127.0.0.1:1", "--ocpp", "2.0.1"]) == 2
-    assert "OCPP 2.0.1 is not supported yet" in capsys.readouterr().err
+        stop.set()
+        code = await asyncio.wait_for(run, 70)
+    assert code == 0
+    assert process_gone(pid)  # Home Assistant exited and was reaped

@@ -153,8 +153,9 @@ class CentralSystem:
             raise web.HTTPNotFound(text="unknown charge point")
 
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        # Pings are ours (see _keepalive), so that nothing outlives the connection.
         ws = web.WebSocketResponse(
-            protocols=tuple(self.subprotocols), heartbeat=PING_INTERVAL_S, max_msg_size=MAX_FRAME_BYTES
+            protocols=tuple(self.subprotocols), heartbeat=None, autoping=False, max_msg_size=MAX_FRAME_BYTES
         )
         await ws.prepare(request)
         if ws.ws_protocol is None and offered:
@@ -191,10 +192,16 @@ class CentralSystem:
         charger.set_connected(adapter)
         self.backend.connection_changed(charger)
         _LOGGER.info("%s: connected (OCPP %s)", charger_id, version)
+        loop = asyncio.get_running_loop()
+        heard = [loop.time()]
+        keepalive = loop.create_task(self._keepalive(charger_id, ws, heard), name=f"{charger_id} keepalive")
         try:
             async for message in ws:
+                heard[0] = loop.time()
                 if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
                     await adapter.endpoint.handle_frame(message.data)
+                elif message.type is WSMsgType.PING:
+                    await ws.pong(message.data)
                 elif message.type is WSMsgType.ERROR:
                     _LOGGER.debug("%s: websocket error %s", charger_id, ws.exception())
         except asyncio.CancelledError:
@@ -202,12 +209,27 @@ class CentralSystem:
         except Exception:
             _LOGGER.exception("%s: connection failed", charger_id)
         finally:
+            keepalive.cancel()
             adapter.endpoint.close()
             if self.connections.get(charger_id, (None, None))[1] is adapter:
                 del self.connections[charger_id]
                 charger.set_connected(None)
                 self.backend.connection_changed(charger)
                 _LOGGER.info("%s: disconnected", charger_id)
+
+    @staticmethod
+    async def _keepalive(charger_id: str, ws: web.WebSocketResponse, heard: list[float]) -> None:
+        """Ping a silent charger; close a connection that stays silent (a half-open socket)."""
+        loop = asyncio.get_running_loop()
+        while not ws.closed:
+            await asyncio.sleep(PING_INTERVAL_S)
+            silent = loop.time() - heard[0]
+            if silent >= 2 * PING_INTERVAL_S:
+                _LOGGER.info("%s: silent for %.0f s, closing the connection", charger_id, silent)
+                await ws.close(code=1011, message=b"no answer to ping")
+                return
+            if silent >= PING_INTERVAL_S:
+                await ws.ping()
 
 
 def build_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
