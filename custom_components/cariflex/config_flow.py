@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import errno
 import socket
 import ssl
@@ -26,12 +27,19 @@ from .const import (
     CONF_AUTH_MODE,
     CONF_CERTFILE,
     CONF_CHARGER_ID,
+    CONF_EMS_STRATEGY,
+    CONF_GRID_POWER_ENTITY,
     CONF_HEARTBEAT_INTERVAL,
     CONF_KEYFILE,
+    CONF_MAIN_BREAKER,
     CONF_MAX_CURRENT,
+    CONF_METER_FALLBACK,
+    CONF_MIN_CURRENT,
     CONF_PASSWORD,
     CONF_PASSWORD_HASH,
+    CONF_PHASE,
     CONF_PHASES,
+    CONF_PRIORITY,
     CONF_SITE_NAME,
     CONF_SUBSCRIBED_POWER,
     CONF_UNKNOWN_CHARGERS,
@@ -40,6 +48,7 @@ from .const import (
     CONF_WSS_PORT,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CURRENT,
+    DEFAULT_MIN_CURRENT,
     DEFAULT_PHASES,
     DEFAULT_SUBSCRIBED_POWER,
     DEFAULT_VOLTAGE,
@@ -48,6 +57,7 @@ from .const import (
     DOMAIN,
     SUBENTRY_CHARGER,
 )
+from .ems.allocator import Strategy
 from .ocpp.server import build_ssl_context
 from .ocpp.site import UnknownChargerPolicy, hash_password
 
@@ -155,6 +165,57 @@ def _site_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
         vol.Required(
             CONF_HEARTBEAT_INTERVAL, default=defaults.get(CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)
         ): vol.All(vol.Coerce(int), vol.Range(min=10, max=86_400)),
+    }
+
+
+STRATEGY_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=[strategy.value for strategy in Strategy],
+        translation_key=CONF_EMS_STRATEGY,
+        mode=selector.SelectSelectorMode.LIST,
+    )
+)
+PHASE_SELECTOR = selector.SelectSelector(selector.SelectSelectorConfig(options=["L1", "L2", "L3"]))
+
+
+def _ems_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
+    """The energy manager: the grid meter and the main breaker (options only)."""
+    return {
+        vol.Optional(
+            CONF_GRID_POWER_ENTITY, description={"suggested_value": defaults.get(CONF_GRID_POWER_ENTITY)}
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor", device_class="power")),
+        vol.Optional(CONF_MAIN_BREAKER, description={"suggested_value": defaults.get(CONF_MAIN_BREAKER)}): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=5000)
+        ),
+        vol.Required(CONF_METER_FALLBACK, default=defaults.get(CONF_METER_FALLBACK, 0)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=10_000_000)
+        ),
+        vol.Required(
+            CONF_EMS_STRATEGY, default=defaults.get(CONF_EMS_STRATEGY, Strategy.EQUAL.value)
+        ): STRATEGY_SELECTOR,
+    }
+
+
+def _charger_ems_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """How a charger takes part in the sharing."""
+    return {
+        vol.Required(CONF_MIN_CURRENT, default=defaults.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT)): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=100)
+        ),
+        vol.Required(CONF_PHASES, default=str(defaults.get(CONF_PHASES, DEFAULT_PHASES))): PHASES_SELECTOR,
+        vol.Required(CONF_PHASE, default=defaults.get(CONF_PHASE, "L1")): PHASE_SELECTOR,
+        vol.Required(CONF_PRIORITY, default=defaults.get(CONF_PRIORITY, 0)): vol.All(
+            vol.Coerce(int), vol.Range(min=0, max=10)
+        ),
+    }
+
+
+def _charger_ems_data(user_input: dict[str, Any]) -> dict[str, Any]:
+    return {
+        CONF_MIN_CURRENT: float(user_input.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT)),
+        CONF_PHASES: int(user_input.get(CONF_PHASES, DEFAULT_PHASES)),
+        CONF_PHASE: user_input.get(CONF_PHASE, "L1"),
+        CONF_PRIORITY: int(user_input.get(CONF_PRIORITY, 0)),
     }
 
 
@@ -272,8 +333,10 @@ class CariflexOptionsFlow(OptionsFlow):
         if user_input is not None:
             _data, options = _split(user_input)
             return self.async_create_entry(data=options)
+        defaults = dict(self.config_entry.options)
         return self.async_show_form(
-            step_id="init", data_schema=vol.Schema(_site_options_schema(dict(self.config_entry.options)))
+            step_id="init",
+            data_schema=vol.Schema({**_site_options_schema(defaults), **_ems_options_schema(defaults)}),
         )
 
 
@@ -294,6 +357,7 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                 data: dict[str, Any] = {
                     CONF_CHARGER_ID: charger_id,
                     CONF_MAX_CURRENT: user_input[CONF_MAX_CURRENT],
+                    **_charger_ems_data(user_input),
                 }
                 if password := user_input.get(CONF_PASSWORD):
                     data[CONF_PASSWORD_HASH] = await self.hass.async_add_executor_job(hash_password, password)
@@ -312,6 +376,7 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                     vol.Required(CONF_MAX_CURRENT, default=DEFAULT_MAX_CURRENT): vol.All(
                         vol.Coerce(float), vol.Range(min=6, max=500)
                     ),
+                    **_charger_ems_schema({}),
                 }
             ),
             errors=errors,
@@ -324,6 +389,7 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             data = dict(subentry.data)
             data[CONF_MAX_CURRENT] = user_input[CONF_MAX_CURRENT]
+            data.update(_charger_ems_data(user_input))
             if user_input.get("clear_password"):
                 data.pop(CONF_PASSWORD_HASH, None)
             elif password := user_input.get(CONF_PASSWORD):
@@ -340,6 +406,7 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                     vol.Required(
                         CONF_MAX_CURRENT, default=subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT)
                     ): vol.All(vol.Coerce(float), vol.Range(min=6, max=500)),
+                    **_charger_ems_schema(subentry.data),
                 }
             ),
             description_placeholders={"charger": subentry.data[CONF_CHARGER_ID]},

@@ -41,3 +41,16 @@ EVENT_SESSION_ENDED: Final = "cariflex_session_ended"
 
 STORAGE_VERSION: Final = 1
 HISTORY_LIMIT: Final = 500
+
+# Energy manager
+CONF_GRID_POWER_ENTITY: Final = "grid_power_entity"
+CONF_MAIN_BREAKER: Final = "main_breaker_a"
+CONF_METER_FALLBACK: Final = "meter_fallback_w"
+CONF_EMS_STRATEGY: Final = "ems_strategy"
+CONF_EMS_CYCLE: Final = "ems_cycle_s"
+CONF_MIN_CURRENT: Final = "min_current"
+CONF_PRIORITY: Final = "priority"
+CONF_PHASE: Final = "phase"
+DEFAULT_EMS_CYCLE: Final = 5
+DEFAULT_MIN_CURRENT: Final = 6
+METER_TIMEOUT_S: Final = 60

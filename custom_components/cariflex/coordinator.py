@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -13,7 +13,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .compat import async_get_device
-from .const import DOMAIN
+from .const import CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT, DOMAIN
 from .ocpp.model import Charger
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class ChargerCoordinator(DataUpdateCoordinator[Charger]):
         entry: ConfigEntry[CariflexRuntime],
         charger: Charger,
         subentry_id: str,
-        max_current: float,
+        settings: Mapping[str, Any],
     ) -> None:
         super().__init__(
             hass,
@@ -44,13 +44,18 @@ class ChargerCoordinator(DataUpdateCoordinator[Charger]):
         )
         self.charger = charger
         self.subentry_id = subentry_id
-        self.max_current = max_current
+        self.settings: Mapping[str, Any] = settings
         self.data = charger
         self._connectors: set[int] = set()
         self._connector_callbacks: list[ConnectorCallback] = []
         self._was_connected = charger.connected
         self._info = dataclasses.replace(charger.info)
         self._unsub = charger.add_listener(self._charger_changed)
+
+    @property
+    def max_current(self) -> float:
+        """The highest current this charger may be given (its sub-entry setting)."""
+        return float(self.settings.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT))
 
     @property
     def charger_id(self) -> str:

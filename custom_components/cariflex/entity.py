@@ -12,6 +12,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import ChargerCoordinator
+from .energy import EnergyCoordinator
 from .ocpp.model import Charger, Connector
 from .runtime import CariflexConfigEntry
 
@@ -89,3 +90,16 @@ def translation_key_for(description: EntityDescription, connector_id: int | None
     if connector_id is None or connector_id == 1:
         return key
     return f"{key}_n"
+
+
+class SiteEntity(CoordinatorEntity[EnergyCoordinator]):
+    """An entity of the site device, fed by the energy manager."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: EnergyCoordinator, description: EntityDescription) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+        entry_id = coordinator.runtime.entry.entry_id
+        self._attr_unique_id = f"{entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})

@@ -19,7 +19,6 @@ from .const import (
     CONF_CHARGER_ID,
     CONF_HEARTBEAT_INTERVAL,
     CONF_KEYFILE,
-    CONF_MAX_CURRENT,
     CONF_PASSWORD_HASH,
     CONF_SITE_NAME,
     CONF_UNKNOWN_CHARGERS,
@@ -27,7 +26,6 @@ from .const import (
     CONF_WSS_PORT,
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_MAX_CURRENT,
     DEFAULT_WS_PORT,
     DOMAIN,
     EVENT_DATA_TRANSFER,
@@ -38,6 +36,7 @@ from .const import (
     SUBENTRY_CHARGER,
 )
 from .coordinator import ChargerCoordinator
+from .energy import EnergyCoordinator
 from .ocpp.model import Charger, Session
 from .ocpp.server import CentralSystem, build_ssl_context
 from .ocpp.site import ChargerConfig, SiteBackend, TransactionCounter, UnknownChargerPolicy
@@ -82,6 +81,12 @@ class CariflexRuntime:
         self._charger_callbacks: list[ChargerCallback] = []
         self.settings_signature = self.signature(entry)
         self.hub_device_id: str | None = None
+        self.ems_mode = "off"
+        self.energy: EnergyCoordinator | None = None
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A site setting (options override the entry data)."""
+        return entry_setting(self.entry, key, default)
 
     @staticmethod
     def signature(entry: ConfigEntry[Any]) -> tuple[Any, ...]:
@@ -96,6 +101,7 @@ class CariflexRuntime:
         for raw in stored.get("badges", []):
             self.badges.upsert(Badge.from_dict(raw))
         self.history = list(stored.get("history", []))[-HISTORY_LIMIT:]
+        self.ems_mode = str(stored.get("ems_mode", "off"))
         for charger_id, snapshot in stored.get("chargers", {}).items():
             self.backend.charger(charger_id).restore(snapshot)
         self._register_hub()
@@ -115,9 +121,12 @@ class CariflexRuntime:
             call_timeout=float(entry_setting(self.entry, CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT)),
         )
         await self.central.start()
+        self.energy = EnergyCoordinator(self.hass, self.entry, self)
 
     async def async_stop(self) -> None:
         """Close the ports, stop listening, write the state."""
+        if self.energy is not None:
+            await self.energy.async_shutdown()
         if self.central is not None:
             await self.central.stop()
         for coordinator in self.coordinators.values():
@@ -137,6 +146,7 @@ class CariflexRuntime:
             },
             "badges": [badge.as_dict() for badge in self.badges.all()],
             "history": self.history[-HISTORY_LIMIT:],
+            "ems_mode": self.ems_mode,
         }
 
     @callback
@@ -148,6 +158,18 @@ class CariflexRuntime:
     def _charger_changed(self, charger: Charger) -> None:
         if charger.charger_id in self.backend.known:
             self.async_save()
+
+    @callback
+    def _session_started(self, _charger: Charger, _session: Session) -> None:
+        """A new car draws power: share again now, not at the next tick.
+
+        A session that ends waits for the next tick instead: until the grid meter sees the
+        car gone, its draw would count as other load and starve the remaining sessions.
+        """
+        if self.energy is not None:
+            self.entry.async_create_background_task(
+                self.hass, self.energy.async_request_refresh(), "cariflex energy cycle"
+            )
 
     @callback
     def _session_ended(self, charger: Charger, session: Session) -> None:
@@ -228,7 +250,7 @@ class CariflexRuntime:
         for charger_id, subentry in wanted.items():
             coordinator = self.coordinators.get(charger_id)
             if coordinator is not None:
-                coordinator.max_current = float(subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT))
+                coordinator.settings = subentry.data
                 continue
             self._create_charger(charger_id, subentry)
 
@@ -252,8 +274,9 @@ class CariflexRuntime:
             self.entry,
             charger,
             subentry.subentry_id,
-            float(subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT)),
+            subentry.data,
         )
+        charger.on_session(started=self._session_started)
         coordinator.async_discover_connectors()
         self.coordinators[charger_id] = coordinator
         for callback_fn in list(self._charger_callbacks):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+import math
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -21,12 +22,16 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from homeassistant.util import dt as dt_util
 
+from .const import DOMAIN
 from .coordinator import ChargerCoordinator
-from .entity import CariflexEntity, async_add_charger_entities
+from .energy import SITE_NODE, EmsStatus, EnergyCoordinator, EnergyState, session_id
+from .entity import CariflexEntity, SiteEntity, async_add_charger_entities, translation_key_for
 from .ocpp.model import Charger, Connector, ConnectorStatus
 from .runtime import CariflexConfigEntry
 
@@ -186,20 +191,116 @@ CHARGER_SENSORS: tuple[ChargerSensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SiteSensorDescription(SensorEntityDescription):
+    """A value of the energy manager's last cycle, for the site."""
+
+    value_fn: Callable[[EnergyState], StateType]
+
+
+def _site_power(state: EnergyState, attribute: str) -> float | None:
+    if state.result is None:
+        return None
+    value = float(getattr(state.result.allocation.nodes[SITE_NODE], attribute))
+    return None if math.isinf(value) else round(value)
+
+
+SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
+    SiteSensorDescription(
+        key="available_power",
+        translation_key="available_power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
+        suggested_display_precision=1,
+        value_fn=lambda state: _site_power(state, "available_power_w"),
+    ),
+    SiteSensorDescription(
+        key="allocated_power",
+        translation_key="allocated_power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
+        suggested_display_precision=1,
+        value_fn=lambda state: _site_power(state, "allocated_power_w"),
+    ),
+    SiteSensorDescription(
+        key="ems_status",
+        translation_key="ems_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=[status.value for status in EmsStatus],
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.status.value,
+    ),
+)
+ALLOCATED_CURRENT = SensorEntityDescription(
+    key="allocated_current",
+    translation_key="allocated_current",
+    device_class=SensorDeviceClass.CURRENT,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+    suggested_display_precision=0,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CariflexConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add sensors for every charger and connector."""
+    """Add sensors for the site, every charger and every connector."""
+    energy = entry.runtime_data.energy
+    assert energy is not None
+    async_add_entities([SiteSensor(energy, description) for description in SITE_SENSORS])
 
     def charger_entities(coordinator: ChargerCoordinator) -> list[SensorEntity]:
         return [ChargerSensor(coordinator, description) for description in CHARGER_SENSORS]
 
     def connector_entities(coordinator: ChargerCoordinator, connector_id: int) -> list[SensorEntity]:
-        return [ConnectorSensor(coordinator, description, connector_id) for description in CONNECTOR_SENSORS]
+        return [
+            *(ConnectorSensor(coordinator, description, connector_id) for description in CONNECTOR_SENSORS),
+            AllocatedCurrentSensor(energy, coordinator, connector_id),
+        ]
 
     async_add_charger_entities(entry, async_add_entities, charger_entities, connector_entities)
+
+
+class SiteSensor(SiteEntity, SensorEntity):
+    """A site value from the energy manager."""
+
+    entity_description: SiteSensorDescription
+
+    @property
+    def native_value(self) -> StateType:
+        """The value of the last cycle."""
+        return self.entity_description.value_fn(self.coordinator.data)
+
+
+class AllocatedCurrentSensor(CoordinatorEntity[EnergyCoordinator], SensorEntity):
+    """The current the energy manager gives a connector's session (0: paused; none: no session)."""
+
+    _attr_has_entity_name = True
+    entity_description = ALLOCATED_CURRENT
+
+    def __init__(self, energy: EnergyCoordinator, charger: ChargerCoordinator, connector_id: int) -> None:
+        super().__init__(energy)
+        self._session_id = session_id(charger.charger_id, connector_id)
+        self._attr_unique_id = f"{charger.charger_id}_{connector_id}_allocated_current"
+        self._attr_translation_key = translation_key_for(ALLOCATED_CURRENT, connector_id)
+        self._attr_translation_placeholders = {"connector": str(connector_id)}
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, charger.charger_id)})
+
+    @property
+    def native_value(self) -> float | None:
+        """The setpoint of the last cycle."""
+        return self.coordinator.data.setpoint(self._session_id)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """Why the session got this current (site limit, charger maximum, paused...)."""
+        return {"reason": self.coordinator.data.reason(self._session_id)}
 
 
 class ChargerSensor(CariflexEntity, SensorEntity):

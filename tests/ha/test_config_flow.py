@@ -434,7 +434,8 @@ async def test_options_flow_stores_values_and_reloads_with_new_policy(
     result = await hass.config_entries.options.async_configure(result["flow_id"], new)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert dict(site.options) == {**new, CONF_PHASES: 1}
+    # The energy manager's settings take their defaults (no meter, equal share).
+    assert dict(site.options) == {**new, CONF_PHASES: 1, "meter_fallback_w": 0.0, "ems_strategy": "equal"}
     assert site.data[CONF_WS_PORT] == ws_port  # options never touch the data
     assert site.state is ConfigEntryState.LOADED
     runtime = site.runtime_data
@@ -493,7 +494,15 @@ async def test_charger_subentry_is_created_with_a_hashed_password(
     sub = charger_subentry(site, "CP2")
     assert sub.title == "Garage"
     assert sub.subentry_type == SUBENTRY_CHARGER
-    assert set(sub.data) == {CONF_CHARGER_ID, CONF_MAX_CURRENT, CONF_PASSWORD_HASH}
+    assert set(sub.data) == {
+        CONF_CHARGER_ID,
+        CONF_MAX_CURRENT,
+        CONF_PASSWORD_HASH,
+        "min_current",
+        "phases",
+        "phase",
+        "priority",
+    }
     assert sub.data[CONF_CHARGER_ID] == "CP2"
     assert sub.data[CONF_MAX_CURRENT] == 16
     stored = sub.data[CONF_PASSWORD_HASH]
@@ -520,7 +529,15 @@ async def test_charger_subentry_without_password_or_name(hass: HomeAssistant, si
     assert result["type"] is FlowResultType.CREATE_ENTRY
     sub = charger_subentry(site, "CP3")
     assert sub.title == "CP3"
-    assert dict(sub.data) == {CONF_CHARGER_ID: "CP3", CONF_MAX_CURRENT: 32}
+    # The sharing settings take their defaults: 6 A minimum, three-phase, priority 0.
+    assert dict(sub.data) == {
+        CONF_CHARGER_ID: "CP3",
+        CONF_MAX_CURRENT: 32,
+        "min_current": 6.0,
+        "phases": 3,
+        "phase": "L1",
+        "priority": 0,
+    }
 
 
 @pytest.mark.parametrize(

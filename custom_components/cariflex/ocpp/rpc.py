@@ -178,7 +178,7 @@ class RpcEndpoint:
         """Process one received frame; never raises for bad input."""
         try:
             frame = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             await self._send_error("-1", self._framing_error("frame is not valid JSON"))
             return
         if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
@@ -261,7 +261,11 @@ class RpcEndpoint:
         """
         validate(self.version, CALL, action, payload)
         wait = self.call_timeout if timeout is None else timeout
+        if self.closed:
+            raise ChargerOfflineError(self._name)
         async with self._call_lock:
+            if self.closed:  # closed while waiting for the previous call
+                raise ChargerOfflineError(self._name)
             unique_id = uuid.uuid4().hex
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending[unique_id] = (action, future)

@@ -52,9 +52,13 @@ def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
     if not header or not header.lower().startswith("basic "):
         return None
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("latin-1")
+        raw = base64.b64decode(header[6:].strip(), validate=True)
     except (binascii.Error, ValueError):
         return None
+    try:
+        decoded = raw.decode()  # clients send UTF-8 today (RFC 7617)
+    except UnicodeDecodeError:
+        decoded = raw.decode("latin-1")
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
 
@@ -169,9 +173,6 @@ class CentralSystem:
     async def _serve(self, charger_id: str, version: str, ws: web.WebSocketResponse) -> None:
         charger = self.backend.charger(charger_id)
         previous = self.connections.get(charger_id)
-        if previous is not None:
-            _LOGGER.info("%s: new connection replaces the previous one", charger_id)
-            await previous[0].close(code=1000, message=b"replaced by a new connection")
         transport = _WsTransport(ws)
         adapter_cls = self.adapters[version]
         adapter = adapter_cls(
@@ -186,11 +187,16 @@ class CentralSystem:
                 after_reply=a.flush_followups,
             ),
         )
+        # Register the new connection before closing the old one, so that the charger is
+        # never seen disconnected in between.
         self.connections[charger_id] = (ws, adapter)
         # A known charger may reconnect without a new BootNotification (network drop, restart
         # of Home Assistant); one held at Pending stays so until it boots again and is accepted.
         charger.set_connected(adapter)
         self.backend.connection_changed(charger)
+        if previous is not None:
+            _LOGGER.info("%s: new connection replaces the previous one", charger_id)
+            await previous[0].close(code=1000, message=b"replaced by a new connection")
         _LOGGER.info("%s: connected (OCPP %s)", charger_id, version)
         loop = asyncio.get_running_loop()
         heard = [loop.time()]

@@ -50,11 +50,11 @@ def verify_password(password: str, stored: str) -> bool:
     """Constant-time check of ``password`` against :func:`hash_password` output."""
     try:
         scheme, iterations, salt, digest = stored.split("$")
-    except ValueError:
+        if scheme != "pbkdf2_sha256":
+            return False
+        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    except ValueError:  # a corrupt stored hash refuses the password, it never fails the upgrade
         return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
     return hmac.compare_digest(candidate.hex(), digest)
 
 

@@ -89,6 +89,8 @@ class V16Adapter(AdapterBase):
 
     version = V16
     STACK_LEVEL_KEY = "ChargeProfileMaxStackLevel"
+    # 1.6 security extension messages: acknowledged (logged at debug level)
+    ACKNOWLEDGED = frozenset({"SecurityEventNotification", "LogStatusNotification", "SignedFirmwareStatusNotification"})
 
     def handlers(self) -> dict[str, Handler]:
         """The 1.6 messages a central system receives."""

@@ -1,0 +1,371 @@
+"""The energy manager in Home Assistant: the EMS cycle of a site, fed by its meter and chargers.
+
+Each cycle (every ``ems_cycle_s`` seconds, and at once when a session starts or ends):
+read the grid meter (any Home Assistant power sensor), build the site tree, let the pure
+regulator (``ems/``) share the site limit among the running sessions, and send the setpoints
+that changed to the chargers through the protocol-neutral charger model (TxProfile or
+TxDefaultProfile in A or W, as each charger takes it). A meter that is missing or stale is
+replaced by a conservative fallback load, with a repair issue, until it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, UnitOfPower
+from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_EMS_CYCLE,
+    CONF_EMS_STRATEGY,
+    CONF_GRID_POWER_ENTITY,
+    CONF_MAIN_BREAKER,
+    CONF_METER_FALLBACK,
+    CONF_MIN_CURRENT,
+    CONF_PHASE,
+    CONF_PHASES,
+    CONF_PRIORITY,
+    CONF_SUBSCRIBED_POWER,
+    CONF_VOLTAGE,
+    DEFAULT_EMS_CYCLE,
+    DEFAULT_MIN_CURRENT,
+    DEFAULT_PHASES,
+    DEFAULT_SUBSCRIBED_POWER,
+    DEFAULT_VOLTAGE,
+    DOMAIN,
+    METER_TIMEOUT_S,
+)
+from .ems.allocator import Session as EmsSession, Strategy
+from .ems.regulator import Regulator, RegulatorConfig, RegulatorResult
+from .ems.tree import Charger as EmsCharger, Node, NodeKind, Phase, SiteTree, non_ev_load, per_phase
+from .ocpp.model import Connector
+
+if TYPE_CHECKING:
+    from .coordinator import ChargerCoordinator
+    from .runtime import CariflexConfigEntry, CariflexRuntime
+
+_LOGGER = logging.getLogger(__name__)
+
+SITE_NODE = "site"
+_PHASE_KEYS = ("L1", "L2", "L3")
+_KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
+
+
+class EmsMode(StrEnum):
+    """Whether Cariflex steers the chargers."""
+
+    OFF = "off"  # chargers unmanaged: no limit is sent (our limits are removed when turned off)
+    ON = "on"
+
+
+class EmsStatus(StrEnum):
+    """A one-word summary of the last cycle."""
+
+    OFF = "off"
+    IDLE = "idle"  # no session to share power between
+    OK = "ok"  # every session got what it can take
+    LIMITED = "limited"  # a limit of the site bound at least one session
+    FALLBACK = "fallback"  # the meter is missing or stale: conservative fallback load
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyState:
+    """What the entities show after a cycle."""
+
+    mode: EmsMode
+    status: EmsStatus
+    result: RegulatorResult | None = None
+    meter_w: float | None = None
+
+    def setpoint(self, session_id: str) -> float | None:
+        """The current given to one session (None when it has none)."""
+        if self.result is None or session_id not in self.result.setpoints:
+            return None
+        return self.result.setpoints[session_id].setpoint_a
+
+    def reason(self, session_id: str) -> str | None:
+        """Why a session got its current."""
+        if self.result is None or session_id not in self.result.setpoints:
+            return None
+        return self.result.setpoints[session_id].reason
+
+
+def session_id(charger_id: str, connector_id: int) -> str:
+    """The EMS id of a connector (a charger leaf of the site tree)."""
+    return f"{charger_id}/{connector_id}"
+
+
+def read_power_w(state: State | None) -> float | None:
+    """A power sensor's value in W (kW converted), None when it has no number."""
+    if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
+        return None
+    try:
+        value = float(state.state)
+    except ValueError:
+        return None
+    unit = state.attributes.get("unit_of_measurement")
+    return value * 1000 if unit in _KW_UNITS else value
+
+
+def reported_at(state: State) -> float:
+    """When a sensor last reported (``last_reported`` also moves when the value repeats)."""
+    moment = getattr(state, "last_reported", None) or state.last_updated
+    return float(moment.timestamp())
+
+
+class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
+    """Runs the EMS cycle of one site."""
+
+    def __init__(self, hass: HomeAssistant, entry: CariflexConfigEntry, runtime: CariflexRuntime) -> None:
+        cycle = float(runtime.setting(CONF_EMS_CYCLE, DEFAULT_EMS_CYCLE))
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} energy manager",
+            update_interval=timedelta(seconds=cycle),
+            # Session starts and stops ask for a cycle; several in a burst make one.
+            request_refresh_debouncer=Debouncer(hass, _LOGGER, cooldown=0.2, immediate=True),
+        )
+        self.runtime = runtime
+        self.mode = EmsMode(runtime.ems_mode)
+        self.regulator = Regulator(
+            RegulatorConfig(
+                strategy=Strategy(runtime.setting(CONF_EMS_STRATEGY, Strategy.EQUAL)),
+                voltage_v=self.voltage,
+                step_a=1.0,
+                meter_timeout_s=METER_TIMEOUT_S,
+            )
+        )
+        self._sending: set[str] = set()
+        self._desired: dict[str, float] = {}
+        self._issue_open = False
+        self.data = EnergyState(self.mode, EmsStatus.OFF if self.mode is EmsMode.OFF else EmsStatus.IDLE)
+
+    # ------------------------------------------------------------ settings
+    @property
+    def voltage(self) -> float:
+        """Phase-to-neutral voltage of the site."""
+        return float(self.runtime.setting(CONF_VOLTAGE, DEFAULT_VOLTAGE))
+
+    @property
+    def phases(self) -> int:
+        """Phases of the grid connection."""
+        return int(self.runtime.setting(CONF_PHASES, DEFAULT_PHASES))
+
+    @property
+    def subscribed_power_w(self) -> float:
+        """Power subscribed from the grid operator."""
+        return float(self.runtime.setting(CONF_SUBSCRIBED_POWER, DEFAULT_SUBSCRIBED_POWER)) * 1000
+
+    @property
+    def breaker_a(self) -> float:
+        """Main breaker per phase (from the subscribed power when not given)."""
+        breaker = self.runtime.setting(CONF_MAIN_BREAKER)
+        if breaker:
+            return float(breaker)
+        return round(self.subscribed_power_w / self.voltage / self.phases, 1)
+
+    # -------------------------------------------------------------- mode
+    async def async_set_mode(self, mode: EmsMode) -> None:
+        """Turn the energy manager on or off (off removes the limits it set)."""
+        if mode is self.mode:
+            return
+        self.mode = mode
+        self.runtime.ems_mode = mode.value
+        self.runtime.async_save()
+        if mode is EmsMode.OFF:
+            self.regulator.reset()
+            await self._release_limits()
+        await self.async_refresh()
+
+    async def _release_limits(self) -> None:
+        for coordinator in list(self.runtime.coordinators.values()):
+            charger = coordinator.charger
+            if charger.link is None:
+                continue
+            for connector in charger.outlets:
+                if connector.current_limit_a is not None:
+                    try:
+                        await charger.link.set_current_limit(connector.connector_id, None)
+                    except Exception as err:  # noqa: BLE001 - one charger never stops the others
+                        _LOGGER.warning("%s: could not remove the limit: %s", charger.charger_id, err)
+
+    # ------------------------------------------------------------- cycle
+    async def _async_update_data(self) -> EnergyState:
+        if self.mode is EmsMode.OFF:
+            self._set_meter_issue(None)
+            return EnergyState(self.mode, EmsStatus.OFF)
+        now = dt_util.utcnow().timestamp()
+        connectors = self._active_connectors()
+        meter_w, measured_at = self._grid_meter()
+        tree = self._tree(connectors, meter_w, measured_at)
+        sessions = [self._session(coordinator, connector) for coordinator, connector in connectors]
+        wanted = {session.id for session in sessions}
+        for known in list(self.regulator.state):
+            if known not in wanted:
+                self.regulator.forget(known)
+        result = self.regulator.cycle(tree, sessions, now)
+        site = result.allocation.nodes[SITE_NODE]
+        meter_lost = bool(self.runtime.setting(CONF_GRID_POWER_ENTITY)) and (meter_w is None or site.stale)
+        self._set_meter_issue(None if meter_lost else meter_w)
+        for changed in result.changed:
+            self._send(changed, result.setpoint(changed), connectors)
+        return EnergyState(self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w)
+
+    def _status(self, result: RegulatorResult, busy: bool, meter_lost: bool) -> EmsStatus:
+        if meter_lost:
+            return EmsStatus.FALLBACK
+        if not busy:
+            return EmsStatus.IDLE
+        if any(s.limited_by is not None or s.paused for s in result.setpoints.values()):
+            return EmsStatus.LIMITED
+        return EmsStatus.OK
+
+    def _active_connectors(self) -> list[tuple[ChargerCoordinator, Connector]]:
+        """Connectors with a session on a connected charger: they share the site."""
+        found: list[tuple[ChargerCoordinator, Connector]] = []
+        for coordinator in self.runtime.coordinators.values():
+            charger = coordinator.charger
+            if not charger.connected:
+                continue
+            found.extend((coordinator, connector) for connector in charger.outlets if connector.session is not None)
+        return found
+
+    def _grid_meter(self) -> tuple[float | None, float | None]:
+        entity_id = self.runtime.setting(CONF_GRID_POWER_ENTITY)
+        if not entity_id:
+            return None, None
+        state = self.hass.states.get(entity_id)
+        value = read_power_w(state)
+        if value is None or state is None:
+            return None, None
+        return value, reported_at(state)
+
+    def _tree(
+        self, connectors: list[tuple[ChargerCoordinator, Connector]], meter_w: float | None, measured_at: float | None
+    ) -> SiteTree:
+        phases = self.phases
+        limit = (self.breaker_a, 0.0, 0.0) if phases == 1 else per_phase(self.breaker_a)
+        measured: tuple[float, float, float] | None = None
+        has_meter = bool(self.runtime.setting(CONF_GRID_POWER_ENTITY))
+        if meter_w is not None:
+            per = meter_w / self.voltage / phases
+            total = (per, 0.0, 0.0) if phases == 1 else per_phase(per)
+            measured = non_ev_load(total, (self._draw(connector) for _coordinator, connector in connectors))
+        fallback_w = float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0)
+        fallback_a = fallback_w / self.voltage / phases
+        site = Node(
+            id=SITE_NODE,
+            kind=NodeKind.MAIN_BOARD,
+            max_current_a=limit,
+            max_power_w=self.subscribed_power_w,
+            measured_load=measured,
+            measured_at=measured_at if measured is not None else (0.0 if has_meter else None),
+            fallback_load=(fallback_a, 0.0, 0.0) if phases == 1 else per_phase(fallback_a),
+            name="TGBT",
+        )
+        leaves = [self._leaf(coordinator, connector) for coordinator, connector in connectors]
+        return SiteTree.build([site], leaves)
+
+    def _leaf(self, coordinator: ChargerCoordinator, connector: Connector) -> EmsCharger:
+        config = coordinator.settings
+        charger_phases: Literal[1, 3] = 1 if self.phases == 1 or int(config.get(CONF_PHASES, 3)) == 1 else 3
+        minimum = float(config.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT))
+        return EmsCharger(
+            id=session_id(coordinator.charger_id, connector.connector_id),
+            node=SITE_NODE,
+            max_current_a=max(coordinator.max_current, minimum),
+            min_current_a=minimum,
+            phases=charger_phases,
+            phase=Phase[str(config.get(CONF_PHASE, "L1"))] if charger_phases == 1 else Phase.L1,
+            priority=int(config.get(CONF_PRIORITY, 0)),
+        )
+
+    @staticmethod
+    def _draw(connector: Connector) -> tuple[float, float, float]:
+        current = connector.readings.current_a
+        values = [current.get(key, 0.0) for key in _PHASE_KEYS]
+        return values[0], values[1], values[2]
+
+    def _session(self, coordinator: ChargerCoordinator, connector: Connector) -> EmsSession:
+        assert connector.session is not None
+        draw = connector.readings.current_a
+        return EmsSession(
+            id=session_id(coordinator.charger_id, connector.connector_id),
+            charger_id=session_id(coordinator.charger_id, connector.connector_id),
+            arrival=connector.session.started_at.timestamp(),
+            measured_a=self._draw(connector) if draw else None,
+            setpoint_a=connector.current_limit_a,
+        )
+
+    # ------------------------------------------------------------ output
+    def _send(self, key: str, amps: float, connectors: list[tuple[ChargerCoordinator, Connector]]) -> None:
+        """Send one setpoint in the background, one at a time per connector, the latest one last."""
+        self._desired[key] = amps
+        if key in self._sending:
+            return  # the sender in flight sends this newer value when it is done
+        for coordinator, connector in connectors:
+            if session_id(coordinator.charger_id, connector.connector_id) != key:
+                continue
+            link = coordinator.charger.link
+            if link is None:
+                return
+            self._sending.add(key)
+            self.runtime.spawn(self._apply(key, link, connector.connector_id), f"cariflex setpoint {key}")
+            return
+
+    async def _apply(self, key: str, link: Any, connector_id: int) -> None:
+        """Send the wanted setpoint until the charger has the latest one; a failure is retried next cycle."""
+        try:
+            while True:
+                amps = self._desired[key]
+                status = await link.set_current_limit(connector_id, amps)
+                if status != "Accepted":
+                    _LOGGER.warning("%s: setpoint %.0f A answered %s", key, amps, status)
+                    self.regulator.forget(key)
+                    return
+                if self._desired.get(key) == amps:
+                    return
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - retried at the next cycle
+            _LOGGER.warning("%s: setpoint not sent: %s", key, err)
+            self.regulator.forget(key)
+        finally:
+            self._sending.discard(key)
+
+    @callback
+    def _set_meter_issue(self, meter_w: float | None) -> None:
+        """A repair issue while the grid meter is configured but gives nothing usable."""
+        entity_id = self.runtime.setting(CONF_GRID_POWER_ENTITY)
+        issue_id = f"meter_unavailable_{self.runtime.entry.entry_id}"
+        broken = bool(entity_id) and self.mode is EmsMode.ON and meter_w is None
+        if broken and not self._issue_open:
+            _LOGGER.warning("Grid meter %s unavailable: the energy manager uses the fallback load", entity_id)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="meter_unavailable",
+                translation_placeholders={
+                    "entity": str(entity_id),
+                    "fallback": f"{float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0):.0f}",
+                },
+            )
+            self._issue_open = True
+        elif not broken and self._issue_open:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            self._issue_open = False
+            _LOGGER.info("Grid meter %s is back", entity_id)

@@ -1,0 +1,178 @@
+"""The energy manager in a real Home Assistant: a grid meter sensor, real OCPP chargers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.cariflex.const import DOMAIN
+from custom_components.cariflex.energy import EmsMode, EnergyCoordinator, read_power_w
+from simulator.charger16 import SimCharger16
+from tests.conftest import ChargerFactory, site_entry, state_of, wait_for
+
+METER = "sensor.grid_power"
+VOLTS = 230.0
+
+
+@pytest.fixture
+async def ems_site(hass: HomeAssistant, socket_enabled: None, ws_port: int) -> AsyncIterator[MockConfigEntry]:
+    """A 3-phase site, 32 A main breaker, 22 kW subscribed, a grid meter, two chargers."""
+    hass.states.async_set(METER, "0", {"unit_of_measurement": "W", "device_class": "power"})
+    entry = site_entry(
+        ws_port,
+        chargers={"CP1": {}, "CP2": {}},
+        options={
+            "subscribed_power_kw": 22.0,
+            "main_breaker_a": 32.0,
+            "grid_power_entity": METER,
+            "meter_fallback_w": 6900.0,
+            "ems_strategy": "equal",
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": "select.test_site_energy_manager", "option": "on"}, blocking=True
+    )
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def energy(entry: MockConfigEntry) -> EnergyCoordinator:
+    coordinator: EnergyCoordinator | None = entry.runtime_data.energy
+    assert coordinator is not None
+    return coordinator
+
+
+async def charging(chargers: ChargerFactory, charger_id: str) -> SimCharger16:
+    cp = await chargers(charger_id)
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, f"TAG-{charger_id}")
+    return cp
+
+
+async def draw(cp: SimCharger16, amps: float) -> None:
+    """The car draws ``amps`` on each of three phases and the charger reports it."""
+    cp.connectors[1].power_w = amps * VOLTS * 3
+    await cp.meter_values(1, 10)
+
+
+def meter(hass: HomeAssistant, base_w: float, *cars_a: float) -> None:
+    """The grid meter: the building's load plus what the cars draw."""
+    total = base_w + sum(amps * VOLTS * 3 for amps in cars_a)
+    hass.states.async_set(METER, str(total), {"unit_of_measurement": "W", "device_class": "power"})
+
+
+async def cycle(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    await energy(entry).async_refresh()
+    await hass.async_block_till_done()
+
+
+async def test_site_limit_shared_and_followed_within_one_cycle(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    cp1 = await charging(chargers, "CP1")
+    cp2 = await charging(chargers, "CP2")
+    meter(hass, 2300)  # 3.3 A per phase of other load
+    await cycle(hass, ems_site)
+    # 32 A - 3.3 A = 28.7 A per phase for two cars: 14 A each (whole amps).
+    await wait_for(lambda: cp1.connectors[1].limit_a == 14 and cp2.connectors[1].limit_a == 14)
+    profile = next(p for a, p in reversed(cp1.received) if a == "SetChargingProfile")["csChargingProfiles"]
+    assert profile["charging_profile_purpose"] == "TxProfile"  # steering a session, never the station maximum
+    assert state_of(hass, "sensor.cp1_allocated_current") == "14.0"
+    assert state_of(hass, "sensor.test_site_energy_manager_status") == "limited"
+
+    # The cars follow; then the building's load jumps by 8.3 kW.
+    await draw(cp1, 14)
+    await draw(cp2, 14)
+    meter(hass, 11500, 14, 14)  # 16.7 A per phase of other load
+    await cycle(hass, ems_site)
+    # 32 - 16.7 = 15.3 A per phase left: 15 A in whole amps (8 + 7), in the very next cycle.
+    await wait_for(lambda: {cp1.connectors[1].limit_a, cp2.connectors[1].limit_a} == {7, 8})
+    allocated = float(state_of(hass, "sensor.test_site_power_allocated_to_charging"))
+    assert allocated == pytest.approx(15 * VOLTS * 3 / 1000, abs=0.1)  # kW
+
+    # A charger that stops frees its share for the other one.
+    first = cp1.connectors[1].limit_a or 0
+    await draw(cp1, first)
+    await draw(cp2, 15 - first)
+    await cp2.stop_transaction(1)
+    await cp2.status(1, "Available")
+    meter(hass, 11500, first)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 15)
+    assert state_of(hass, "sensor.cp2_allocated_current") == "unknown"
+
+
+async def test_meter_lost_uses_fallback_and_raises_a_repair(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    cp1 = await charging(chargers, "CP1")
+    meter(hass, 0)
+    await cycle(hass, ems_site)
+    # 32 A breaker, but 22 kW subscribed = 31.9 A per phase: 31 A.
+    await wait_for(lambda: cp1.connectors[1].limit_a == 31)
+    issue_id = f"meter_unavailable_{ems_site.entry_id}"
+
+    hass.states.async_set(METER, "unavailable", {"unit_of_measurement": "W"})
+    await cycle(hass, ems_site)
+    # Fallback 6900 W assumed: 22 kW - 6.9 kW = 15.1 kW left, 21.9 A per phase: 21 A.
+    await wait_for(lambda: cp1.connectors[1].limit_a == 21)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert state_of(hass, "sensor.test_site_energy_manager_status") == "fallback"
+
+    await draw(cp1, 21)
+    meter(hass, 0, 21)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 31)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_turning_the_manager_off_releases_the_chargers(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    cp1 = await charging(chargers, "CP1")
+    meter(hass, 20700)  # 30 A per phase of other load: only 2 A left, below the 6 A minimum
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 0)  # paused, not starved at 2 A
+    assert state_of(hass, "sensor.cp1_allocated_current") == "0.0"
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": "select.test_site_energy_manager", "option": "off"}, blocking=True
+    )
+    await wait_for(lambda: cp1.connectors[1].limit_a is None)  # our profiles cleared
+    assert any(action == "ClearChargingProfile" for action, _ in cp1.received)
+    assert energy(ems_site).mode is EmsMode.OFF
+    assert state_of(hass, "sensor.test_site_energy_manager_status") == "off"
+    # The mode survives a restart.
+    assert await hass.config_entries.async_reload(ems_site.entry_id)
+    await hass.async_block_till_done()
+    assert state_of(hass, "select.test_site_energy_manager") == "off"
+
+
+async def test_charger_that_refuses_a_setpoint_is_retried(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    cp1 = await charging(chargers, "CP1")
+    cp1.responses["SetChargingProfile"] = "Rejected"
+    meter(hass, 2300)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: any(a == "SetChargingProfile" for a, _ in cp1.received))
+    await hass.async_block_till_done()
+    del cp1.responses["SetChargingProfile"]
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 28)  # 32 - 3.3 A of other load
+
+
+def test_power_readings() -> None:
+    from homeassistant.core import State
+
+    assert read_power_w(State("sensor.p", "1.5", {"unit_of_measurement": "kW"})) == 1500
+    assert read_power_w(State("sensor.p", "700", {"unit_of_measurement": "W"})) == 700
+    assert read_power_w(State("sensor.p", "unknown")) is None
+    assert read_power_w(State("sensor.p", "abc")) is None
+    assert read_power_w(None) is None
