@@ -153,14 +153,6 @@ def test_a_tight_site_delivers_less_and_shares_it() -> None:
     assert 0.2 < tight.jain_index < 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: allocator.session_cap has no hysteresis: a car drawing 16 A under a 32 A setpoint is capped "
-        "to 18 A (16 + residual margin), then 16 < 18 - 2 is false so the cap disappears and it gets 32 A "
-        "again: the setpoint flips 32/18 every cycle"
-    ),
-)
 def test_setpoint_of_a_car_below_its_charger_max_is_stable() -> None:
     tree = SiteTree.build(
         [Node("tgbt", max_current_a=100.0, measured_load=(0.0, 0.0, 0.0), measured_at=0.0)],
@@ -179,7 +171,6 @@ def test_setpoint_of_a_car_below_its_charger_max_is_stable() -> None:
     assert len(sent) <= 3, sent
 
 
-@pytest.mark.xfail(strict=True, reason="bug: allocator.session_cap flip-flop (see the test above), seen over a day")
 def test_few_setpoint_messages_when_the_site_has_enough_power() -> None:
     report = simulate(replace(AMPLE, seed=2))
 

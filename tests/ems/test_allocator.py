@@ -236,13 +236,22 @@ def test_residual_redistribution_from_a_self_limiting_car() -> None:
 def test_residual_cap_is_never_below_the_minimum_nor_applied_when_close() -> None:
     sessions = [
         Session("idle", "c0", setpoint_a=16.0, measured_a=(0.0, 0.0, 0.0)),
-        Session("close", "c1", setpoint_a=16.0, measured_a=(14.5, 14.5, 14.5)),
+        # Within half the margin of its setpoint: the car takes what it is given, no cap.
+        Session("close", "c1", setpoint_a=16.0, measured_a=(15.5, 15.5, 15.5)),
         Session("unknown", "c2", setpoint_a=16.0),
     ]
     allocation = allocate(_board(60, 3), sessions, residual_margin_a=2.0)
     assert allocation.sessions["idle"].setpoint_a == 6.0
     assert allocation.sessions["idle"].reason == "ev_self_limited"
     assert allocation.setpoints["close"] == allocation.setpoints["unknown"] == 27.0
+
+
+def test_residual_cap_holds_while_the_car_draws_a_margin_below() -> None:
+    """Hysteresis: a car held at draw + margin stays held; drawing more releases it."""
+    held = Session("s0", "c0", setpoint_a=18.0, measured_a=(16.0, 16.0, 16.0))
+    assert allocate(_board(60, 1), [held], residual_margin_a=2.0).setpoints == {"s0": 18.0}
+    wants_more = Session("s0", "c0", setpoint_a=18.0, measured_a=(17.5, 17.5, 17.5))
+    assert allocate(_board(60, 1), [wants_more], residual_margin_a=2.0).setpoints == {"s0": 32.0}
 
 
 def test_residual_uses_only_the_phase_of_a_single_phase_charger() -> None:

@@ -219,7 +219,7 @@ def _cap(tree: SiteTree, session: Session, margin: float) -> float:
         cap = min(cap, session.ev_max_current_a)
     if session.measured_a is not None and session.setpoint_a:
         drawn = max(session.measured_a[p] for p in charger.used_phases)
-        if drawn < session.setpoint_a - margin:
+        if drawn < session.setpoint_a - margin / 2:
             cap = min(cap, max(drawn + margin, charger.min_current_a))
     return cap
 

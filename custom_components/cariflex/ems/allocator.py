@@ -239,8 +239,10 @@ def session_cap(tree: SiteTree, session: Session, residual_margin_a: float) -> t
     """The most a session may get regardless of node limits, and which cap that is.
 
     The charger's maximum, the car's maximum, and, when the car draws clearly less than its
-    current setpoint (by more than ``residual_margin_a``), its measured draw plus the margin
-    (never below the charger's minimum) so that the unused share goes to other sessions.
+    current setpoint, its measured draw plus the margin (never below the charger's minimum) so
+    that the unused share goes to other sessions. "Clearly less" is by more than half the
+    margin: a car held at its draw + margin stays held (it draws a whole margin below), and is
+    released as soon as it draws more — a hysteresis, so the setpoint does not flip every cycle.
     """
     charger = tree.charger(session.charger_id)
     caps: list[tuple[float, str]] = [(charger.max_current_a, Reason.CHARGER_MAX)]
@@ -248,7 +250,7 @@ def session_cap(tree: SiteTree, session: Session, residual_margin_a: float) -> t
         caps.append((session.ev_max_current_a, Reason.EV_MAX))
     if session.measured_a is not None and session.setpoint_a is not None and session.setpoint_a > 0:
         drawn = max(session.measured_a[phase] for phase in charger.used_phases)
-        if drawn < session.setpoint_a - residual_margin_a:
+        if drawn < session.setpoint_a - residual_margin_a / 2:
             caps.append((max(drawn + residual_margin_a, charger.min_current_a), Reason.EV_SELF_LIMITED))
     value, reason = min(caps, key=lambda item: item[0])
     return value, str(reason)
