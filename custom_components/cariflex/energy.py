@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 SITE_NODE = "site"
+RAMP_DELAY_S = 3.0  # how long cars take to follow a lower setpoint before others may go up
 _PHASE_KEYS = ("L1", "L2", "L3")
 _KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
 
@@ -218,9 +219,18 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         site = result.allocation.nodes[SITE_NODE]
         meter_lost = bool(self.runtime.setting(CONF_GRID_POWER_ENTITY)) and (meter_w is None or site.stale)
         self._set_meter_issue(None if meter_lost else meter_w)
+        # Decreases first; increases wait for the cars to come down, so that a car that speeds
+        # up never meets one that has not slowed down yet (the limit holds during the ramp).
+        decreases = [key for key in result.changed if self._lowers(result, key)]
+        delay = RAMP_DELAY_S if decreases else 0.0
         for changed in result.changed:
-            self._send(changed, result.setpoint(changed), connectors)
+            self._send(changed, result.setpoint(changed), connectors, 0.0 if changed in decreases else delay)
         return EnergyState(self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w)
+
+    @staticmethod
+    def _lowers(result: RegulatorResult, key: str) -> bool:
+        setpoint = result.setpoints[key]
+        return setpoint.previous_a is not None and setpoint.setpoint_a < setpoint.previous_a
 
     def _status(self, result: RegulatorResult, busy: bool, meter_lost: bool) -> EmsStatus:
         if meter_lost:
@@ -309,7 +319,9 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         )
 
     # ------------------------------------------------------------ output
-    def _send(self, key: str, amps: float, connectors: list[tuple[ChargerCoordinator, Connector]]) -> None:
+    def _send(
+        self, key: str, amps: float, connectors: list[tuple[ChargerCoordinator, Connector]], delay: float = 0.0
+    ) -> None:
         """Send one setpoint in the background, one at a time per connector, the latest one last."""
         self._desired[key] = amps
         if key in self._sending:
@@ -321,12 +333,14 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             if link is None:
                 return
             self._sending.add(key)
-            self.runtime.spawn(self._apply(key, link, connector.connector_id), f"cariflex setpoint {key}")
+            self.runtime.spawn(self._apply(key, link, connector.connector_id, delay), f"cariflex setpoint {key}")
             return
 
-    async def _apply(self, key: str, link: Any, connector_id: int) -> None:
+    async def _apply(self, key: str, link: Any, connector_id: int, delay: float) -> None:
         """Send the wanted setpoint until the charger has the latest one; a failure is retried next cycle."""
         try:
+            if delay:
+                await asyncio.sleep(delay)
             while True:
                 amps = self._desired[key]
                 status = await link.set_current_limit(connector_id, amps)

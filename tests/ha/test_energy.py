@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -176,3 +178,38 @@ def test_power_readings() -> None:
     assert read_power_w(State("sensor.p", "unknown")) is None
     assert read_power_w(State("sensor.p", "abc")) is None
     assert read_power_w(None) is None
+
+
+async def test_decreases_reach_the_chargers_before_increases(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second car arrives: the first one is slowed down before the newcomer gets its share."""
+    from custom_components.cariflex import energy as energy_module
+
+    monkeypatch.setattr(energy_module, "RAMP_DELAY_S", 0.3)
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[float, str, float]] = []
+
+    def recorder(name: str) -> Callable[[str, dict[str, Any]], None]:
+        def record(action: str, payload: dict[str, Any]) -> None:
+            if action == "SetChargingProfile":
+                period = payload["csChargingProfiles"]["charging_schedule"]["charging_schedule_period"][0]
+                seen.append((loop.time(), name, float(period["limit"])))
+
+        return record
+
+    meter(hass, 2300)
+    cp1 = await charging(chargers, "CP1")
+    cp1.on_received = recorder("CP1")
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 28)
+    await draw(cp1, 28)
+    meter(hass, 2300, 28)
+    cp2 = await chargers("CP2")
+    cp2.on_received = recorder("CP2")
+    await cp2.status(1, "Charging")
+    await cp2.start_transaction(1, "TAG-CP2")  # the start triggers a cycle at once
+    await wait_for(lambda: cp1.connectors[1].limit_a == 14 and cp2.connectors[1].limit_a == 14)
+    down = next(t for t, name, limit in seen if name == "CP1" and limit == 14)
+    up = next(t for t, name, _limit in seen if name == "CP2")
+    assert up - down >= 0.25  # the newcomer waited for the ramp
