@@ -28,9 +28,9 @@ from websockets.typing import Subprotocol
 
 from custom_components.cariflex.const import DOMAIN, EVENT_DATA_TRANSFER, EVENT_SESSION_ENDED
 from custom_components.cariflex.diagnostics import async_get_config_entry_diagnostics
+from custom_components.cariflex.ocpp.adapter import TX_DEFAULT_PROFILE_ID, TX_PROFILE_ID
 from custom_components.cariflex.ocpp.model import Charger
 from custom_components.cariflex.ocpp.v16 import V16Adapter
-from custom_components.cariflex.ocpp.adapter import TX_DEFAULT_PROFILE_ID, TX_PROFILE_ID
 from custom_components.cariflex.ocpp.v201 import V201Adapter
 from custom_components.cariflex.runtime import CariflexConfigEntry
 from simulator.charger16 import now_iso
