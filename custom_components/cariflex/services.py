@@ -357,11 +357,11 @@ OCPP_ACTIONS: dict[str, OcppAction] = {
         {vol.Optional("connector_id", default=0): CONNECTOR, vol.Required("charging_profile"): dict},
         v16=(
             "SetChargingProfile",
-            lambda d, _c: {"connectorId": d["connector_id"], "csChargingProfiles": d["charging_profile"]},
+            lambda d, _c: {"connectorId": d["connector_id"], "csChargingProfiles": _station_max_checked(d)},
         ),
         v201=(
             "SetChargingProfile",
-            lambda d, _c: {"evseId": d["connector_id"], "chargingProfile": d["charging_profile"]},
+            lambda d, _c: {"evseId": d["connector_id"], "chargingProfile": _station_max_checked(d)},
         ),
     ),
     "trigger_message": OcppAction(
@@ -578,6 +578,24 @@ def _int_id(transaction_id: str) -> int:
             translation_key="invalid_transaction",
             translation_placeholders={"transaction_id": transaction_id},
         ) from None
+
+
+STATION_MAX_PURPOSES = {"ChargePointMaxProfile", "ChargingStationMaxProfile"}
+
+
+def _station_max_checked(data: dict[str, Any]) -> dict[str, Any]:
+    """A station maximum profile is absolute or recurring, never relative (OCPP 1.6 and 2.0.1)."""
+    profile: dict[str, Any] = data["charging_profile"]
+    if (
+        profile.get("chargingProfilePurpose") in STATION_MAX_PURPOSES
+        and profile.get("chargingProfileKind") == "Relative"
+    ):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="station_max_relative",
+            translation_placeholders={"purpose": str(profile["chargingProfilePurpose"])},
+        )
+    return profile
 
 
 def _confirmed(data: dict[str, Any]) -> dict[str, Any]:

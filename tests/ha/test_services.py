@@ -706,3 +706,28 @@ async def test_201_get_configuration_without_keys(hass: HomeAssistant, station: 
         await call(hass, "get_configuration", device_id(hass, "CS201"))
     # Either it reached the station (which implements nothing), or a clear error of its own: not invalid_request.
     assert err.value.translation_key != "invalid_request", err.value.translation_placeholders
+
+
+async def test_station_maximum_is_never_relative(
+    hass: HomeAssistant, site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    """OCPP 1.6 here; the same check guards ChargingStationMaxProfile on 2.0.1 stations."""
+    purpose = "ChargePointMaxProfile"
+    cp = await chargers("CP1")
+    profile = {
+        "chargingProfileId": 7,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]},
+    }
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            "cariflex",
+            "set_charging_profile",
+            {"device_id": charger_device(hass, "CP1").id, "charging_profile": profile},
+            blocking=True,
+            return_response=True,
+        )
+    assert err.value.translation_key == "station_max_relative"
+    assert not any(action == "SetChargingProfile" for action, _ in cp.received)
