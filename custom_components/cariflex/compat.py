@@ -5,8 +5,29 @@ Keep every version difference here (DESIGN.md): callers never compare version st
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+
+# Schemas: Home Assistant 2026.10 validates with probatio (API-compatible with voluptuous,
+# which 2025.4 uses). Flows, actions and config validation take the library it runs on.
+try:
+    import probatio as vol
+except ImportError:  # Home Assistant 2025.4
+    import voluptuous as vol  # type: ignore[no-redef]
+
+# Device classes: 2026.10 keeps them in the platforms' const modules (re-exported implicitly).
+try:
+    from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass  # type: ignore[import-not-found,attr-defined,unused-ignore]
+except ImportError:  # Home Assistant 2025.4
+    from homeassistant.components.binary_sensor import BinarySensorDeviceClass  # type: ignore[attr-defined,no-redef,unused-ignore]
+try:
+    from homeassistant.components.button.const import ButtonDeviceClass  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # Home Assistant 2025.4
+    from homeassistant.components.button import ButtonDeviceClass  # type: ignore[attr-defined,no-redef,unused-ignore]
+
+__all__ = ["BinarySensorDeviceClass", "ButtonDeviceClass", "async_get_device", "device_config_entry_ids", "vol"]
 
 
 def async_get_device(hass: HomeAssistant, identifier: tuple[str, str], config_entry_id: str) -> dr.DeviceEntry | None:
@@ -26,8 +47,8 @@ def async_get_device(hass: HomeAssistant, identifier: tuple[str, str], config_en
     return device
 
 
-def device_config_entry_ids(device: dr.DeviceEntry) -> set[str]:
-    """The config entries a device belongs to.
+def device_config_entry_ids(device: Any) -> set[str]:
+    """The config entries a device (2026.10: or a child device) belongs to.
 
     2026.10 gives a device a single ``config_entry_id`` and deprecates ``config_entries``.
     """

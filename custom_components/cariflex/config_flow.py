@@ -20,9 +20,9 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
-import voluptuous as vol
 
 from .access import AuthMode
+from .compat import vol
 from .const import (
     CONF_AUTH_MODE,
     CONF_CERTFILE,

@@ -19,10 +19,9 @@ from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, Supp
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
-import voluptuous as vol
 
 from .access import Badge
-from .compat import device_config_entry_ids
+from .compat import device_config_entry_ids, vol
 from .const import DOMAIN
 from .helpers import async_call_link
 from .ocpp.common import iso
