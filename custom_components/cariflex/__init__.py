@@ -70,6 +70,7 @@ async def _async_update_listener(hass: HomeAssistant, entry: CariflexConfigEntry
         await hass.config_entries.async_reload(entry.entry_id)
         return
     runtime.async_sync_chargers()
+    await runtime.async_sync_meters()
 
 
 async def async_remove_config_entry_device(

@@ -30,6 +30,7 @@ from .const import (
     CONF_EMS_STRATEGY,
     CONF_GRID_POWER_ENTITY,
     CONF_HEARTBEAT_INTERVAL,
+    CONF_HOST,
     CONF_KEYFILE,
     CONF_MAIN_BREAKER,
     CONF_MAX_CURRENT,
@@ -39,9 +40,13 @@ from .const import (
     CONF_PASSWORD_HASH,
     CONF_PHASE,
     CONF_PHASES,
+    CONF_PORT,
     CONF_PRIORITY,
+    CONF_PROFILE,
+    CONF_ROLE,
     CONF_SITE_NAME,
     CONF_SUBSCRIBED_POWER,
+    CONF_UNIT_ID,
     CONF_UNKNOWN_CHARGERS,
     CONF_VOLTAGE,
     CONF_WS_PORT,
@@ -49,15 +54,21 @@ from .const import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CURRENT,
     DEFAULT_MIN_CURRENT,
+    DEFAULT_MODBUS_PORT,
     DEFAULT_PHASES,
     DEFAULT_SUBSCRIBED_POWER,
     DEFAULT_VOLTAGE,
     DEFAULT_WS_PORT,
     DEFAULT_WSS_PORT,
     DOMAIN,
+    METER_ROLES,
+    ROLE_GRID,
     SUBENTRY_CHARGER,
+    SUBENTRY_METER,
 )
 from .ems.allocator import Strategy
+from .meters import async_load_profile, make_device
+from .modbus import ModbusConnectionError, ModbusError, available_profiles
 from .ocpp.server import build_ssl_context
 from .ocpp.site import UnknownChargerPolicy, hash_password
 
@@ -246,7 +257,7 @@ class CariflexConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_get_supported_subentry_types(cls, config_entry: ConfigEntry) -> dict[str, type[ConfigSubentryFlow]]:
         """Chargers are sub-entries of a site."""
-        return {SUBENTRY_CHARGER: ChargerSubentryFlow}
+        return {SUBENTRY_CHARGER: ChargerSubentryFlow, SUBENTRY_METER: MeterSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Create a site."""
@@ -410,4 +421,85 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                 }
             ),
             description_placeholders={"charger": subentry.data[CONF_CHARGER_ID]},
+        )
+
+
+ROLE_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=list(METER_ROLES), translation_key=CONF_ROLE, mode=selector.SelectSelectorMode.LIST
+    )
+)
+
+
+async def _probe_meter(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
+    """Read the device once with its profile; the error key, or None when it answers."""
+    profile = await async_load_profile(hass, data[CONF_PROFILE])
+    device = make_device(profile, data)
+    try:
+        reading = await device.read()
+    except ModbusConnectionError:
+        return "cannot_connect"
+    except ModbusError:
+        return "invalid_response"
+    finally:
+        await device.close()
+    if all(reading.get(quantity) is None for quantity in profile.quantities):
+        return "invalid_response"
+    return None
+
+
+class MeterSubentryFlow(ConfigSubentryFlow):
+    """A Modbus meter, PV inverter or battery of the site (Modbus TCP, or RTU through a gateway)."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Choose the device's profile and address; it is read once before it is added."""
+        errors: dict[str, str] = {}
+        entry = self._get_entry()
+        if user_input is not None:
+            data = {
+                CONF_PROFILE: user_input[CONF_PROFILE],
+                CONF_HOST: user_input[CONF_HOST].strip(),
+                CONF_PORT: int(user_input[CONF_PORT]),
+                CONF_UNIT_ID: int(user_input[CONF_UNIT_ID]),
+                CONF_ROLE: user_input[CONF_ROLE],
+            }
+            unique_id = f"{data[CONF_HOST]}:{data[CONF_PORT]}/{data[CONF_UNIT_ID]}"
+            if any(sub.unique_id == unique_id for sub in entry.subentries.values()):
+                errors["base"] = "meter_exists"
+            elif data[CONF_ROLE] == ROLE_GRID and any(
+                sub.subentry_type == SUBENTRY_METER and sub.data.get(CONF_ROLE) == ROLE_GRID
+                for sub in entry.subentries.values()
+            ):
+                errors[CONF_ROLE] = "grid_meter_exists"
+            elif error := await _probe_meter(self.hass, data):
+                errors["base"] = error
+            else:
+                return self.async_create_entry(
+                    title=user_input.get("name") or f"{data[CONF_PROFILE]} {data[CONF_HOST]}",
+                    data=data,
+                    unique_id=unique_id,
+                )
+        profiles = await self.hass.async_add_executor_job(available_profiles)
+        defaults = user_input or {}
+        return self.async_show_form(
+            step_id="user",
+            data_schema=vol.Schema(
+                {
+                    vol.Optional("name", description={"suggested_value": defaults.get("name")}): str,
+                    vol.Required(
+                        CONF_PROFILE, default=defaults.get(CONF_PROFILE, profiles[0])
+                    ): selector.SelectSelector(
+                        selector.SelectSelectorConfig(options=profiles, mode=selector.SelectSelectorMode.DROPDOWN)
+                    ),
+                    vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): str,
+                    vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_MODBUS_PORT)): vol.All(
+                        vol.Coerce(int), vol.Range(min=1, max=65535)
+                    ),
+                    vol.Required(CONF_UNIT_ID, default=defaults.get(CONF_UNIT_ID, 1)): vol.All(
+                        vol.Coerce(int), vol.Range(min=0, max=255)
+                    ),
+                    vol.Required(CONF_ROLE, default=defaults.get(CONF_ROLE, ROLE_GRID)): ROLE_SELECTOR,
+                }
+            ),
+            errors=errors,
         )

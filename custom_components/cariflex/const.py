@@ -54,3 +54,15 @@ CONF_PHASE: Final = "phase"
 DEFAULT_EMS_CYCLE: Final = 5
 DEFAULT_MIN_CURRENT: Final = 6
 METER_TIMEOUT_S: Final = 60
+
+# Modbus devices (meter sub-entries)
+SUBENTRY_METER: Final = "meter"
+CONF_PROFILE: Final = "profile"
+CONF_HOST: Final = "host"
+CONF_PORT: Final = "port"
+CONF_UNIT_ID: Final = "unit_id"
+CONF_ROLE: Final = "role"
+ROLE_GRID: Final = "grid"
+METER_ROLES: Final = ("grid", "pv", "battery", "other")
+DEFAULT_MODBUS_PORT: Final = 502
+METER_POLL_S: Final = 5

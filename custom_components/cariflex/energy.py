@@ -217,7 +217,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 self.regulator.forget(known)
         result = self.regulator.cycle(tree, sessions, now)
         site = result.allocation.nodes[SITE_NODE]
-        meter_lost = bool(self.runtime.setting(CONF_GRID_POWER_ENTITY)) and (meter_w is None or site.stale)
+        meter_lost = self.has_meter and (meter_w is None or site.stale)
         self._set_meter_issue(None if meter_lost else meter_w)
         # Decreases first; increases wait for the cars to come down, so that a car that speeds
         # up never meets one that has not slowed down yet (the limit holds during the ramp).
@@ -251,10 +251,27 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             found.extend((coordinator, connector) for connector in charger.outlets if connector.session is not None)
         return found
 
+    @property
+    def has_meter(self) -> bool:
+        """Whether the site measures its grid connection (a sensor or a Modbus device)."""
+        return bool(self.runtime.setting(CONF_GRID_POWER_ENTITY)) or self.runtime.grid_meter() is not None
+
+    @property
+    def meter_name(self) -> str:
+        """The grid meter, for messages."""
+        modbus = self.runtime.grid_meter()
+        return str(self.runtime.setting(CONF_GRID_POWER_ENTITY) or (modbus.title if modbus else ""))
+
     def _grid_meter(self) -> tuple[float | None, float | None]:
         entity_id = self.runtime.setting(CONF_GRID_POWER_ENTITY)
         if not entity_id:
-            return None, None
+            modbus = self.runtime.grid_meter()
+            if modbus is None or not modbus.last_update_success or modbus.data is None:
+                return None, None
+            reading = modbus.data
+            if reading.power_w is None:
+                return None, None
+            return reading.power_w, reading.measured_at.timestamp()
         state = self.hass.states.get(entity_id)
         value = read_power_w(state)
         if value is None or state is None:
@@ -267,7 +284,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         phases = self.phases
         limit = (self.breaker_a, 0.0, 0.0) if phases == 1 else per_phase(self.breaker_a)
         measured: tuple[float, float, float] | None = None
-        has_meter = bool(self.runtime.setting(CONF_GRID_POWER_ENTITY))
+        has_meter = self.has_meter
         if meter_w is not None:
             per = meter_w / self.voltage / phases
             total = (per, 0.0, 0.0) if phases == 1 else per_phase(per)
@@ -361,9 +378,9 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     @callback
     def _set_meter_issue(self, meter_w: float | None) -> None:
         """A repair issue while the grid meter is configured but gives nothing usable."""
-        entity_id = self.runtime.setting(CONF_GRID_POWER_ENTITY)
+        entity_id = self.meter_name
         issue_id = f"meter_unavailable_{self.runtime.entry.entry_id}"
-        broken = bool(entity_id) and self.mode is EmsMode.ON and meter_w is None
+        broken = self.has_meter and self.mode is EmsMode.ON and meter_w is None
         if broken and not self._issue_open:
             _LOGGER.warning("Grid meter %s unavailable: the energy manager uses the fallback load", entity_id)
             ir.async_create_issue(

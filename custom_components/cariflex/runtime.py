@@ -20,6 +20,7 @@ from .const import (
     CONF_HEARTBEAT_INTERVAL,
     CONF_KEYFILE,
     CONF_PASSWORD_HASH,
+    CONF_PROFILE,
     CONF_SITE_NAME,
     CONF_UNKNOWN_CHARGERS,
     CONF_WS_PORT,
@@ -32,11 +33,14 @@ from .const import (
     EVENT_SESSION_ENDED,
     HISTORY_LIMIT,
     MANUFACTURER,
+    ROLE_GRID,
     STORAGE_VERSION,
     SUBENTRY_CHARGER,
+    SUBENTRY_METER,
 )
 from .coordinator import ChargerCoordinator
 from .energy import EnergyCoordinator
+from .meters import MeterCoordinator, async_load_profile
 from .ocpp.model import Charger, Session
 from .ocpp.server import CentralSystem, build_ssl_context
 from .ocpp.site import ChargerConfig, SiteBackend, TransactionCounter, UnknownChargerPolicy
@@ -83,6 +87,8 @@ class CariflexRuntime:
         self.hub_device_id: str | None = None
         self.ems_mode = "off"
         self.energy: EnergyCoordinator | None = None
+        self.meters: dict[str, MeterCoordinator] = {}
+        self._meter_callbacks: list[Callable[[MeterCoordinator], None]] = []
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A site setting (options override the entry data)."""
@@ -121,12 +127,15 @@ class CariflexRuntime:
             call_timeout=float(entry_setting(self.entry, CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT)),
         )
         await self.central.start()
+        await self.async_sync_meters()
         self.energy = EnergyCoordinator(self.hass, self.entry, self)
 
     async def async_stop(self) -> None:
         """Close the ports, stop listening, write the state."""
         if self.energy is not None:
             await self.energy.async_shutdown()
+        for meter in self.meters.values():
+            await meter.async_close()
         if self.central is not None:
             await self.central.stop()
         for coordinator in self.coordinators.values():
@@ -286,6 +295,50 @@ class CariflexRuntime:
             if adapter is not None:
                 # A charger held at Pending was just confirmed: ask it to boot again now.
                 self.spawn(_trigger_boot(adapter), f"{charger_id} trigger boot")
+
+    # -------------------------------------------------------------- meters
+    def on_new_meter(self, callback_fn: Callable[[MeterCoordinator], None]) -> None:
+        """Call ``callback_fn`` for every Modbus device, now and when one is added."""
+        self._meter_callbacks.append(callback_fn)
+        for meter in list(self.meters.values()):
+            callback_fn(meter)
+
+    def grid_meter(self) -> MeterCoordinator | None:
+        """The Modbus device measuring the grid connection, if any."""
+        return next((meter for meter in self.meters.values() if meter.role == ROLE_GRID), None)
+
+    async def async_sync_meters(self) -> None:
+        """Bring the Modbus devices in line with the meter sub-entries."""
+        wanted = {sid: sub for sid, sub in self.entry.subentries.items() if sub.subentry_type == SUBENTRY_METER}
+        for subentry_id in [sid for sid in self.meters if sid not in wanted]:
+            await self.meters.pop(subentry_id).async_close()
+        for subentry_id, subentry in wanted.items():
+            if subentry_id in self.meters:
+                continue
+            profile = await async_load_profile(self.hass, subentry.data[CONF_PROFILE])
+            meter = MeterCoordinator(
+                self.hass,
+                self.entry,
+                subentry_id=subentry_id,
+                title=subentry.title,
+                settings=subentry.data,
+                profile=profile,
+            )
+            registry = dr.async_get(self.hass)
+            device = registry.async_get_or_create(
+                config_entry_id=self.entry.entry_id,
+                config_subentry_id=subentry_id,
+                identifiers={(DOMAIN, meter.device_key)},
+                name=subentry.title,
+                manufacturer=profile.manufacturer or None,
+                model=profile.name,
+            )
+            if self.hub_device_id and device.via_device_id != self.hub_device_id:
+                registry.async_update_device(device.id, via_device_id=self.hub_device_id)
+            self.meters[subentry_id] = meter
+            await meter.async_refresh()
+            for callback_fn in list(self._meter_callbacks):
+                callback_fn(meter)
 
     def charger_for_device(self, device_id: str) -> Charger | None:
         """The charger behind a device registry id."""

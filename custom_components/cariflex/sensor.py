@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 import math
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -14,10 +15,12 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import (
+    PERCENTAGE,
     EntityCategory,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
+    UnitOfFrequency,
     UnitOfPower,
     UnitOfTime,
 )
@@ -32,6 +35,8 @@ from .const import DOMAIN
 from .coordinator import ChargerCoordinator
 from .energy import SITE_NODE, EmsStatus, EnergyCoordinator, EnergyState, session_id
 from .entity import CariflexEntity, SiteEntity, async_add_charger_entities, translation_key_for
+from .meters import MeterCoordinator
+from .modbus import Quantity
 from .ocpp.model import Charger, Connector, ConnectorStatus
 from .runtime import CariflexConfigEntry
 
@@ -245,6 +250,78 @@ ALLOCATED_CURRENT = SensorEntityDescription(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class MeterSensorDescription(SensorEntityDescription):
+    """A quantity read from a Modbus device."""
+
+    quantity: Quantity
+
+
+def _meter(key: str, quantity: Quantity, **kwargs: Any) -> MeterSensorDescription:
+    return MeterSensorDescription(key=key, translation_key=f"meter_{key}", quantity=quantity, **kwargs)
+
+
+_POWER = {
+    "device_class": SensorDeviceClass.POWER,
+    "state_class": SensorStateClass.MEASUREMENT,
+    "native_unit_of_measurement": UnitOfPower.WATT,
+    "suggested_display_precision": 0,
+}
+_CURRENT = {
+    "device_class": SensorDeviceClass.CURRENT,
+    "state_class": SensorStateClass.MEASUREMENT,
+    "native_unit_of_measurement": UnitOfElectricCurrent.AMPERE,
+    "suggested_display_precision": 1,
+}
+_VOLTAGE = {
+    "device_class": SensorDeviceClass.VOLTAGE,
+    "state_class": SensorStateClass.MEASUREMENT,
+    "native_unit_of_measurement": UnitOfElectricPotential.VOLT,
+    "suggested_display_precision": 0,
+    "entity_registry_enabled_default": False,
+}
+_ENERGY = {
+    "device_class": SensorDeviceClass.ENERGY,
+    "state_class": SensorStateClass.TOTAL_INCREASING,
+    "native_unit_of_measurement": UnitOfEnergy.WATT_HOUR,
+    "suggested_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
+    "suggested_display_precision": 2,
+}
+METER_SENSORS: tuple[MeterSensorDescription, ...] = (
+    _meter("power", Quantity.POWER_W, **_POWER),
+    *(_meter(f"power_{p}", Quantity(f"power_w_{p}"), **_POWER) for p in ("l1", "l2", "l3")),
+    *(_meter(f"current_{p}", Quantity(f"current_a_{p}"), **_CURRENT) for p in ("l1", "l2", "l3")),
+    *(_meter(f"voltage_{p}", Quantity(f"voltage_v_{p}"), **_VOLTAGE) for p in ("l1", "l2", "l3")),
+    _meter("energy_import", Quantity.ENERGY_IMPORT_WH, **_ENERGY),
+    _meter("energy_export", Quantity.ENERGY_EXPORT_WH, **_ENERGY),
+    _meter(
+        "frequency",
+        Quantity.FREQUENCY_HZ,
+        device_class=SensorDeviceClass.FREQUENCY,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfFrequency.HERTZ,
+        entity_registry_enabled_default=False,
+    ),
+    _meter(
+        "soc",
+        Quantity.SOC_PERCENT,
+        device_class=SensorDeviceClass.BATTERY,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+    ),
+    _meter("pv_power", Quantity.PV_POWER_W, **_POWER),
+    _meter("battery_power", Quantity.BATTERY_POWER_W, **_POWER),
+)
+
+
+def meter_quantities(profile_quantities: frozenset[Quantity]) -> set[Quantity]:
+    """What a device shows: what its profile maps (total power also from the phases)."""
+    shown = set(profile_quantities)
+    if {Quantity.POWER_W_L1, Quantity.POWER_W_L2, Quantity.POWER_W_L3} & shown:
+        shown.add(Quantity.POWER_W)
+    return shown
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CariflexConfigEntry,
@@ -265,6 +342,34 @@ async def async_setup_entry(
         ]
 
     async_add_charger_entities(entry, async_add_entities, charger_entities, connector_entities)
+
+    def add_meter(meter: MeterCoordinator) -> None:
+        shown = meter_quantities(meter.profile.quantities)
+        async_add_entities(
+            [MeterSensor(meter, description) for description in METER_SENSORS if description.quantity in shown],
+            config_subentry_id=meter.subentry_id,
+        )
+
+    entry.runtime_data.on_new_meter(add_meter)
+
+
+class MeterSensor(CoordinatorEntity[MeterCoordinator], SensorEntity):
+    """A measurement of a Modbus meter, inverter or battery."""
+
+    _attr_has_entity_name = True
+    entity_description: MeterSensorDescription
+
+    def __init__(self, meter: MeterCoordinator, description: MeterSensorDescription) -> None:
+        super().__init__(meter)
+        self.entity_description = description
+        self._attr_unique_id = f"{meter.device_key}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, meter.device_key)})
+
+    @property
+    def native_value(self) -> float | None:
+        """The last reading."""
+        reading = self.coordinator.data
+        return None if reading is None else reading.get(self.entity_description.quantity)
 
 
 class SiteSensor(SiteEntity, SensorEntity):

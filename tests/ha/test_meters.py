@@ -1,0 +1,177 @@
+"""A Modbus grid meter (a real pymodbus server) drives the energy manager of a real Home Assistant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.cariflex.const import DOMAIN, SUBENTRY_METER
+from custom_components.cariflex.energy import EnergyCoordinator
+from custom_components.cariflex.modbus import Quantity, load_profile
+from custom_components.cariflex.modbus.simulator import ProfileSimulator
+from tests.conftest import ChargerFactory, site_entry, state_of, wait_for
+
+VOLTS = 230.0
+
+
+def grid_power(sim: ProfileSimulator, base_w: float, *cars_a: float) -> None:
+    """The SDM630 at the grid connection: building load plus the cars, split over 3 phases."""
+    total = base_w + sum(amps * VOLTS * 3 for amps in cars_a)
+    sim.set(Quantity.POWER_W, total)
+    for phase in ("l1", "l2", "l3"):
+        sim.set(Quantity(f"power_w_{phase}"), total / 3)
+        sim.set(Quantity(f"current_a_{phase}"), total / 3 / VOLTS)
+        sim.set(Quantity(f"voltage_v_{phase}"), VOLTS)
+
+
+@pytest.fixture
+async def sdm630(socket_enabled: None) -> AsyncIterator[ProfileSimulator]:
+    sim = ProfileSimulator(load_profile("eastron_sdm630"), {Quantity.ENERGY_IMPORT_WH: 1_234_000}, unit_id=1)
+    grid_power(sim, 0)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def modbus_site(hass: HomeAssistant, sdm630: ProfileSimulator, ws_port: int) -> AsyncIterator[MockConfigEntry]:
+    """A site whose grid meter is an SDM630 on Modbus TCP; 32 A breaker, 22 kW; two chargers."""
+    entry = site_entry(
+        ws_port,
+        chargers={"CP1": {}, "CP2": {}},
+        options={"subscribed_power_kw": 22.0, "main_breaker_a": 32.0, "meter_fallback_w": 6900.0},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    # The installer adds the meter: the flow reads it once before accepting it.
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_METER), context={"source": "user"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "Grid meter",
+            "profile": "eastron_sdm630",
+            "host": "127.0.0.1",
+            "port": sdm630.port,
+            "unit_id": 1,
+            "role": "grid",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": "select.test_site_energy_manager", "option": "on"}, blocking=True
+    )
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def energy(entry: MockConfigEntry) -> EnergyCoordinator:
+    coordinator: EnergyCoordinator | None = entry.runtime_data.energy
+    assert coordinator is not None
+    return coordinator
+
+
+async def cycle(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """A meter poll, then an EMS cycle (both every 5 s in production)."""
+    meter = entry.runtime_data.grid_meter()
+    assert meter is not None
+    await meter.async_refresh()
+    await energy(entry).async_refresh()
+    await hass.async_block_till_done()
+
+
+async def test_modbus_meter_is_a_device_with_entities(
+    hass: HomeAssistant, modbus_site: MockConfigEntry, sdm630: ProfileSimulator
+) -> None:
+    grid_power(sdm630, 4600)
+    await cycle(hass, modbus_site)
+    assert float(state_of(hass, "sensor.grid_meter_power")) == pytest.approx(4600, abs=1)
+    assert float(state_of(hass, "sensor.grid_meter_current_l1")) == pytest.approx(6.67, abs=0.01)
+    assert float(state_of(hass, "sensor.grid_meter_energy_imported")) == pytest.approx(1234, abs=0.1)  # kWh
+    assert any(sub.subentry_type == SUBENTRY_METER for sub in modbus_site.subentries.values())
+
+
+async def test_load_step_on_the_modbus_meter_lowers_the_chargers_within_one_cycle(
+    hass: HomeAssistant, modbus_site: MockConfigEntry, sdm630: ProfileSimulator, chargers: ChargerFactory
+) -> None:
+    cps = []
+    for charger_id in ("CP1", "CP2"):
+        cp = await chargers(charger_id)
+        await cp.status(1, "Charging")
+        await cp.start_transaction(1, f"TAG-{charger_id}")
+        cps.append(cp)
+    grid_power(sdm630, 2300)
+    await cycle(hass, modbus_site)
+    await wait_for(lambda: [cp.connectors[1].limit_a for cp in cps] == [14, 14])
+    for cp in cps:
+        cp.connectors[1].power_w = 14 * VOLTS * 3
+        await cp.meter_values(1, 10)
+    # An oven and a heat pump: +8.3 kW on the meter.
+    grid_power(sdm630, 11500, 14, 14)
+    await cycle(hass, modbus_site)
+    await wait_for(lambda: sum(cp.connectors[1].limit_a or 0 for cp in cps) == 15)
+
+
+async def test_modbus_meter_lost_falls_back_with_a_repair_issue(
+    hass: HomeAssistant, modbus_site: MockConfigEntry, sdm630: ProfileSimulator, chargers: ChargerFactory
+) -> None:
+    cp = await chargers("CP1")
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, "TAG")
+    await cycle(hass, modbus_site)
+    await wait_for(lambda: cp.connectors[1].limit_a == 31)
+    await sdm630.stop()
+    await cycle(hass, modbus_site)
+    # Fallback 6.9 kW: 22 - 6.9 = 15.1 kW left, 21 A per phase.
+    await wait_for(lambda: cp.connectors[1].limit_a == 21)
+    assert state_of(hass, "sensor.grid_meter_power") == "unavailable"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"meter_unavailable_{modbus_site.entry_id}")
+    assert issue is not None
+    await sdm630.start()
+    cp.connectors[1].power_w = 21 * VOLTS * 3
+    await cp.meter_values(1, 10)
+    grid_power(sdm630, 0, 21)
+    await cycle(hass, modbus_site)
+    await wait_for(lambda: cp.connectors[1].limit_a == 31)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"meter_unavailable_{modbus_site.entry_id}") is None
+
+
+async def test_meter_flow_refuses_a_device_that_does_not_answer(
+    hass: HomeAssistant, site: MockConfigEntry, sdm630: ProfileSimulator
+) -> None:
+    from tests.conftest import free_port
+
+    flow = await hass.config_entries.subentries.async_init((site.entry_id, SUBENTRY_METER), context={"source": "user"})
+    data = {"profile": "eastron_sdm630", "host": "127.0.0.1", "port": free_port(), "unit_id": 1, "role": "grid"}
+    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
+    assert result["errors"] == {"base": "cannot_connect"}
+    # A device that answers, but not as the profile says (SunSpec has no "SunS" marker here).
+    result = await hass.config_entries.subentries.async_configure(
+        flow["flow_id"], {**data, "profile": "sunspec", "port": sdm630.port}
+    )
+    assert result["errors"] == {"base": "invalid_response"}
+    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], {**data, "port": sdm630.port})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    # A second grid meter, or the same device twice, is refused.
+    again = await hass.config_entries.subentries.async_init((site.entry_id, SUBENTRY_METER), context={"source": "user"})
+    result = await hass.config_entries.subentries.async_configure(again["flow_id"], {**data, "port": sdm630.port})
+    assert result["errors"] == {"base": "meter_exists"}
+    result = await hass.config_entries.subentries.async_configure(
+        again["flow_id"], {**data, "port": sdm630.port, "unit_id": 2}
+    )
+    assert result["errors"] == {"role": "grid_meter_exists"}
+    # Removing the sub-entry removes the device and its polling.
+    meter_id = next(s.subentry_id for s in site.subentries.values() if s.subentry_type == SUBENTRY_METER)
+    hass.config_entries.async_remove_subentry(site, meter_id)
+    await hass.async_block_till_done()
+    assert site.runtime_data.meters == {}
+
