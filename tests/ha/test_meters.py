@@ -174,4 +174,3 @@ async def test_meter_flow_refuses_a_device_that_does_not_answer(
     hass.config_entries.async_remove_subentry(site, meter_id)
     await hass.async_block_till_done()
     assert site.runtime_data.meters == {}
-
