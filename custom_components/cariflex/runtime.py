@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 import logging
 from typing import Any
@@ -89,6 +90,7 @@ class CariflexRuntime:
         self.energy: EnergyCoordinator | None = None
         self.meters: dict[str, MeterCoordinator] = {}
         self._meter_callbacks: list[Callable[[MeterCoordinator], None]] = []
+        self._meter_lock = asyncio.Lock()
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A site setting (options override the entry data)."""
@@ -308,7 +310,11 @@ class CariflexRuntime:
         return next((meter for meter in self.meters.values() if meter.role == ROLE_GRID), None)
 
     async def async_sync_meters(self) -> None:
-        """Bring the Modbus devices in line with the meter sub-entries."""
+        """Bring the Modbus devices in line with the meter sub-entries (one sync at a time)."""
+        async with self._meter_lock:
+            await self._async_sync_meters()
+
+    async def _async_sync_meters(self) -> None:
         wanted = {sid: sub for sid, sub in self.entry.subentries.items() if sub.subentry_type == SUBENTRY_METER}
         for subentry_id in [sid for sid in self.meters if sid not in wanted]:
             await self.meters.pop(subentry_id).async_close()
@@ -324,6 +330,10 @@ class CariflexRuntime:
                 settings=subentry.data,
                 profile=profile,
             )
+            await meter.async_refresh()
+            if subentry_id not in self.entry.subentries:  # removed while it was being read
+                await meter.async_close()
+                continue
             registry = dr.async_get(self.hass)
             device = registry.async_get_or_create(
                 config_entry_id=self.entry.entry_id,
@@ -336,7 +346,6 @@ class CariflexRuntime:
             if self.hub_device_id and device.via_device_id != self.hub_device_id:
                 registry.async_update_device(device.id, via_device_id=self.hub_device_id)
             self.meters[subentry_id] = meter
-            await meter.async_refresh()
             for callback_fn in list(self._meter_callbacks):
                 callback_fn(meter)
 
