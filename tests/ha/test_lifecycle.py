@@ -207,3 +207,19 @@ async def test_stale_charger_device_can_be_deleted(
     await hass.async_block_till_done()
     assert find_device(hass, "CP1") is None
     assert not any(sub.unique_id == "CP1" for sub in site.subentries.values())
+
+
+async def test_limits_are_sent_again_after_a_reconnect_without_reboot(
+    hass: HomeAssistant, site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    cp = await chargers("CP1")
+    await cp.status(1, "Available")
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": "number.cp1_current_limit", "value": 10}, blocking=True
+    )
+    assert cp.connectors[1].limit_a == 10
+    await chargers.disconnect(cp)
+    cp = await chargers("CP1", boot=False)  # a network drop: no BootNotification
+    await wait_for(lambda: cp.connectors[1].limit_a == 10)
+    profiles = [payload for action, payload in cp.received if action == "SetChargingProfile"]
+    assert profiles[-1]["csChargingProfiles"]["charging_profile_purpose"] == "TxDefaultProfile"

@@ -194,6 +194,10 @@ class CentralSystem:
         # of Home Assistant); one held at Pending stays so until it boots again and is accepted.
         charger.set_connected(adapter)
         self.backend.connection_changed(charger)
+        if charger.boot_status == "Accepted" and any(c.current_limit_a is not None for c in charger.outlets):
+            # Back without a reboot (network drop, Home Assistant restart): the charger may have
+            # lost our limits with its connection; send them again.
+            self.backend.spawn(adapter.reapply_limits(), f"{charger_id} limits after reconnect")
         if previous is not None:
             _LOGGER.info("%s: new connection replaces the previous one", charger_id)
             await previous[0].close(code=1000, message=b"replaced by a new connection")
