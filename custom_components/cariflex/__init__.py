@@ -70,6 +70,7 @@ async def _async_update_listener(hass: HomeAssistant, entry: CariflexConfigEntry
         await hass.config_entries.async_reload(entry.entry_id)
         return
     runtime.async_sync_chargers()
+    runtime.async_sync_boards()
     await runtime.async_sync_meters()
 
 

@@ -25,6 +25,10 @@ from .access import AuthMode
 from .compat import vol
 from .const import (
     CONF_AUTH_MODE,
+    CONF_BOARD,
+    CONF_BOARD_CURRENT,
+    CONF_BOARD_METER,
+    CONF_BOARD_POWER,
     CONF_CERTFILE,
     CONF_CHARGER_ID,
     CONF_EMS_STRATEGY,
@@ -36,6 +40,7 @@ from .const import (
     CONF_MAX_CURRENT,
     CONF_METER_FALLBACK,
     CONF_MIN_CURRENT,
+    CONF_PARENT,
     CONF_PASSWORD,
     CONF_PASSWORD_HASH,
     CONF_PHASE,
@@ -63,6 +68,8 @@ from .const import (
     DOMAIN,
     METER_ROLES,
     ROLE_GRID,
+    SITE_BOARD,
+    SUBENTRY_BOARD,
     SUBENTRY_CHARGER,
     SUBENTRY_METER,
 )
@@ -207,9 +214,23 @@ def _ems_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
     }
 
 
-def _charger_ems_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+def _board_options(entry: ConfigEntry, exclude: str | None = None) -> list[selector.SelectOptionDict]:
+    """The site and its sub-boards, as choices."""
+    options = [selector.SelectOptionDict(value=SITE_BOARD, label=entry.title)]
+    options.extend(
+        selector.SelectOptionDict(value=sid, label=sub.title)
+        for sid, sub in entry.subentries.items()
+        if sub.subentry_type == SUBENTRY_BOARD and sid != exclude
+    )
+    return options
+
+
+def _charger_ems_schema(defaults: Mapping[str, Any], entry: ConfigEntry) -> dict[vol.Marker, Any]:
     """How a charger takes part in the sharing."""
     return {
+        vol.Required(CONF_BOARD, default=defaults.get(CONF_BOARD, SITE_BOARD)): selector.SelectSelector(
+            selector.SelectSelectorConfig(options=_board_options(entry), mode=selector.SelectSelectorMode.DROPDOWN)
+        ),
         vol.Required(CONF_MIN_CURRENT, default=defaults.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT)): vol.All(
             vol.Coerce(float), vol.Range(min=1, max=100)
         ),
@@ -223,6 +244,7 @@ def _charger_ems_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
 
 def _charger_ems_data(user_input: dict[str, Any]) -> dict[str, Any]:
     return {
+        CONF_BOARD: user_input.get(CONF_BOARD, SITE_BOARD),
         CONF_MIN_CURRENT: float(user_input.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT)),
         CONF_PHASES: int(user_input.get(CONF_PHASES, DEFAULT_PHASES)),
         CONF_PHASE: user_input.get(CONF_PHASE, "L1"),
@@ -257,7 +279,11 @@ class CariflexConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_get_supported_subentry_types(cls, config_entry: ConfigEntry) -> dict[str, type[ConfigSubentryFlow]]:
         """Chargers are sub-entries of a site."""
-        return {SUBENTRY_CHARGER: ChargerSubentryFlow, SUBENTRY_METER: MeterSubentryFlow}
+        return {
+            SUBENTRY_CHARGER: ChargerSubentryFlow,
+            SUBENTRY_METER: MeterSubentryFlow,
+            SUBENTRY_BOARD: BoardSubentryFlow,
+        }
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Create a site."""
@@ -387,7 +413,7 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                     vol.Required(CONF_MAX_CURRENT, default=DEFAULT_MAX_CURRENT): vol.All(
                         vol.Coerce(float), vol.Range(min=6, max=500)
                     ),
-                    **_charger_ems_schema({}),
+                    **_charger_ems_schema({}, entry),
                 }
             ),
             errors=errors,
@@ -417,7 +443,7 @@ class ChargerSubentryFlow(ConfigSubentryFlow):
                     vol.Required(
                         CONF_MAX_CURRENT, default=subentry.data.get(CONF_MAX_CURRENT, DEFAULT_MAX_CURRENT)
                     ): vol.All(vol.Coerce(float), vol.Range(min=6, max=500)),
-                    **_charger_ems_schema(subentry.data),
+                    **_charger_ems_schema(subentry.data, entry),
                 }
             ),
             description_placeholders={"charger": subentry.data[CONF_CHARGER_ID]},
@@ -502,4 +528,79 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                 }
             ),
             errors=errors,
+        )
+
+
+def _board_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    return {
+        vol.Optional(CONF_BOARD_CURRENT, description={"suggested_value": defaults.get(CONF_BOARD_CURRENT)}): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=5000)
+        ),
+        vol.Optional(CONF_BOARD_POWER, description={"suggested_value": defaults.get(CONF_BOARD_POWER)}): vol.All(
+            vol.Coerce(float), vol.Range(min=0.1, max=100_000)
+        ),
+        vol.Optional(
+            CONF_BOARD_METER, description={"suggested_value": defaults.get(CONF_BOARD_METER)}
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor", device_class="power")),
+    }
+
+
+def _board_data(user_input: dict[str, Any]) -> dict[str, Any]:
+    data = {
+        key: user_input[key] for key in (CONF_BOARD_CURRENT, CONF_BOARD_POWER, CONF_BOARD_METER) if user_input.get(key)
+    }
+    if not (CONF_BOARD_CURRENT in data or CONF_BOARD_POWER in data):
+        raise vol.Invalid("a board needs a current or a power limit")
+    return data
+
+
+class BoardSubentryFlow(ConfigSubentryFlow):
+    """A sub-board (TD) or a group of chargers with its own limit, and optionally its own meter."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Name, parent board, limits, meter."""
+        entry = self._get_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                data = _board_data(user_input)
+            except vol.Invalid:
+                errors["base"] = "no_limit"
+            else:
+                data[CONF_PARENT] = user_input.get(CONF_PARENT, SITE_BOARD)
+                return self.async_create_entry(title=user_input["name"], data=data)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=vol.Schema(
+                {
+                    vol.Required("name"): str,
+                    vol.Required(CONF_PARENT, default=SITE_BOARD): selector.SelectSelector(
+                        selector.SelectSelectorConfig(
+                            options=_board_options(entry), mode=selector.SelectSelectorMode.DROPDOWN
+                        )
+                    ),
+                    **_board_schema(user_input or {}),
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Change the limits or the meter of a board (its place in the tree stays)."""
+        entry = self._get_entry()
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                data = _board_data(user_input)
+            except vol.Invalid:
+                errors["base"] = "no_limit"
+            else:
+                data[CONF_PARENT] = subentry.data.get(CONF_PARENT, SITE_BOARD)
+                return self.async_update_and_abort(entry, subentry, data=data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(_board_schema(subentry.data)),
+            errors=errors,
+            description_placeholders={"board": subentry.title},
         )

@@ -66,3 +66,12 @@ ROLE_GRID: Final = "grid"
 METER_ROLES: Final = ("grid", "pv", "battery", "other")
 DEFAULT_MODBUS_PORT: Final = 502
 METER_POLL_S: Final = 5
+
+# Sub-boards (board sub-entries)
+SUBENTRY_BOARD: Final = "board"
+CONF_BOARD: Final = "board"
+CONF_PARENT: Final = "parent"
+CONF_BOARD_CURRENT: Final = "max_current_a"
+CONF_BOARD_POWER: Final = "max_power_kw"
+CONF_BOARD_METER: Final = "power_entity"
+SITE_BOARD: Final = "site"  # the main board (TGBT) in the tree and in board choices

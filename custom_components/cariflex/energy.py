@@ -11,6 +11,7 @@ replaced by a conservative fallback load, with a repair issue, until it comes ba
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -25,12 +26,17 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .const import (
+    CONF_BOARD,
+    CONF_BOARD_CURRENT,
+    CONF_BOARD_METER,
+    CONF_BOARD_POWER,
     CONF_EMS_CYCLE,
     CONF_EMS_STRATEGY,
     CONF_GRID_POWER_ENTITY,
     CONF_MAIN_BREAKER,
     CONF_METER_FALLBACK,
     CONF_MIN_CURRENT,
+    CONF_PARENT,
     CONF_PHASE,
     CONF_PHASES,
     CONF_PRIORITY,
@@ -282,15 +288,15 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self, connectors: list[tuple[ChargerCoordinator, Connector]], meter_w: float | None, measured_at: float | None
     ) -> SiteTree:
         phases = self.phases
-        limit = (self.breaker_a, 0.0, 0.0) if phases == 1 else per_phase(self.breaker_a)
+        limit = self._per_phase(self.breaker_a)
         measured: tuple[float, float, float] | None = None
         has_meter = self.has_meter
         if meter_w is not None:
-            per = meter_w / self.voltage / phases
-            total = (per, 0.0, 0.0) if phases == 1 else per_phase(per)
-            measured = non_ev_load(total, (self._draw(connector) for _coordinator, connector in connectors))
+            measured = non_ev_load(
+                self._per_phase(meter_w / self.voltage / phases),
+                (self._draw(connector) for _coordinator, connector in connectors),
+            )
         fallback_w = float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0)
-        fallback_a = fallback_w / self.voltage / phases
         site = Node(
             id=SITE_NODE,
             kind=NodeKind.MAIN_BOARD,
@@ -298,19 +304,79 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             max_power_w=self.subscribed_power_w,
             measured_load=measured,
             measured_at=measured_at if measured is not None else (0.0 if has_meter else None),
-            fallback_load=(fallback_a, 0.0, 0.0) if phases == 1 else per_phase(fallback_a),
+            fallback_load=self._per_phase(fallback_w / self.voltage / phases),
             name="TGBT",
         )
-        leaves = [self._leaf(coordinator, connector) for coordinator, connector in connectors]
-        return SiteTree.build([site], leaves)
+        boards = self.runtime.boards()
+        nodes = [site, *(self._board_node(sid, data, connectors, boards) for sid, data in boards.items())]
+        leaves = [self._leaf(coordinator, connector, boards) for coordinator, connector in connectors]
+        return SiteTree.build(nodes, leaves)
 
-    def _leaf(self, coordinator: ChargerCoordinator, connector: Connector) -> EmsCharger:
+    def _per_phase(self, value: float) -> tuple[float, float, float]:
+        return (value, 0.0, 0.0) if self.phases == 1 else per_phase(value)
+
+    def _board_node(
+        self,
+        board_id: str,
+        data: Mapping[str, Any],
+        connectors: list[tuple[ChargerCoordinator, Connector]],
+        boards: Mapping[str, Mapping[str, Any]],
+    ) -> Node:
+        """A sub-board (TD) or group: its limits and, when it has one, its own meter."""
+        current = data.get(CONF_BOARD_CURRENT)
+        power_kw = data.get(CONF_BOARD_POWER)
+        parent = data.get(CONF_PARENT) or SITE_NODE
+        measured: tuple[float, float, float] | None = None
+        measured_at: float | None = None
+        if entity_id := data.get(CONF_BOARD_METER):
+            state = self.hass.states.get(entity_id)
+            value = read_power_w(state)
+            measured_at = 0.0  # stale (fallback) until it reads
+            if value is not None and state is not None:
+                below = [
+                    c for coord, c in connectors if self._board_of(coord, boards) in self._subtree(board_id, boards)
+                ]
+                measured = non_ev_load(
+                    self._per_phase(value / self.voltage / self.phases), (self._draw(c) for c in below)
+                )
+                measured_at = reported_at(state)
+        return Node(
+            id=board_id,
+            parent=parent if parent == SITE_NODE or parent in boards else SITE_NODE,
+            kind=NodeKind.SUB_BOARD,
+            max_current_a=self._per_phase(float(current)) if current else None,
+            max_power_w=float(power_kw) * 1000 if power_kw else None,
+            measured_load=measured,
+            measured_at=measured_at,
+            name=str(data.get("name", board_id)),
+        )
+
+    @staticmethod
+    def _subtree(board_id: str, boards: Mapping[str, Mapping[str, Any]]) -> set[str]:
+        found = {board_id}
+        grew = True
+        while grew:
+            grew = False
+            for sid, data in boards.items():
+                if sid not in found and data.get(CONF_PARENT) in found:
+                    found.add(sid)
+                    grew = True
+        return found
+
+    @staticmethod
+    def _board_of(coordinator: ChargerCoordinator, boards: Mapping[str, Mapping[str, Any]]) -> str:
+        board = str(coordinator.settings.get(CONF_BOARD) or SITE_NODE)
+        return board if board in boards else SITE_NODE
+
+    def _leaf(
+        self, coordinator: ChargerCoordinator, connector: Connector, boards: Mapping[str, Mapping[str, Any]]
+    ) -> EmsCharger:
         config = coordinator.settings
         charger_phases: Literal[1, 3] = 1 if self.phases == 1 or int(config.get(CONF_PHASES, 3)) == 1 else 3
         minimum = float(config.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT))
         return EmsCharger(
             id=session_id(coordinator.charger_id, connector.connector_id),
-            node=SITE_NODE,
+            node=self._board_of(coordinator, boards),
             max_current_a=max(coordinator.max_current, minimum),
             min_current_a=minimum,
             phases=charger_phases,

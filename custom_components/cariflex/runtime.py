@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 import logging
 from typing import Any
 
@@ -36,6 +36,7 @@ from .const import (
     MANUFACTURER,
     ROLE_GRID,
     STORAGE_VERSION,
+    SUBENTRY_BOARD,
     SUBENTRY_CHARGER,
     SUBENTRY_METER,
 )
@@ -91,6 +92,8 @@ class CariflexRuntime:
         self.meters: dict[str, MeterCoordinator] = {}
         self._meter_callbacks: list[Callable[[MeterCoordinator], None]] = []
         self._meter_lock = asyncio.Lock()
+        self._board_ids: set[str] = set()
+        self._board_callbacks: list[Callable[[str, str], None]] = []
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A site setting (options override the entry data)."""
@@ -114,6 +117,7 @@ class CariflexRuntime:
             self.backend.charger(charger_id).restore(snapshot)
         self._register_hub()
         self.async_sync_chargers()
+        self.async_sync_boards()
 
         ssl_context = None
         certfile = entry_setting(self.entry, CONF_CERTFILE)
@@ -304,6 +308,42 @@ class CariflexRuntime:
         self._meter_callbacks.append(callback_fn)
         for meter in list(self.meters.values()):
             callback_fn(meter)
+
+    def on_new_board(self, callback_fn: Callable[[str, str], None]) -> None:
+        """Call ``callback_fn(board_id, title)`` for every sub-board, now and when one is added."""
+        self._board_callbacks.append(callback_fn)
+        for board_id in sorted(self._board_ids):
+            callback_fn(board_id, self.entry.subentries[board_id].title)
+
+    @callback
+    def async_sync_boards(self) -> None:
+        """A device per sub-board (its sensors are added by the platform callbacks)."""
+        registry = dr.async_get(self.hass)
+        for board_id, subentry in self.entry.subentries.items():
+            if subentry.subentry_type != SUBENTRY_BOARD or board_id in self._board_ids:
+                continue
+            device = registry.async_get_or_create(
+                config_entry_id=self.entry.entry_id,
+                config_subentry_id=board_id,
+                identifiers={(DOMAIN, f"board_{board_id}")},
+                name=subentry.title,
+                manufacturer=MANUFACTURER,
+                model="Sub-board",
+            )
+            if self.hub_device_id and device.via_device_id != self.hub_device_id:
+                registry.async_update_device(device.id, via_device_id=self.hub_device_id)
+            self._board_ids.add(board_id)
+            for callback_fn in list(self._board_callbacks):
+                callback_fn(board_id, subentry.title)
+        self._board_ids &= set(self.entry.subentries)
+
+    def boards(self) -> dict[str, Mapping[str, Any]]:
+        """The sub-boards of the site by sub-entry id (with their name)."""
+        return {
+            sid: {**sub.data, "name": sub.title}
+            for sid, sub in self.entry.subentries.items()
+            if sub.subentry_type == SUBENTRY_BOARD
+        }
 
     def grid_meter(self) -> MeterCoordinator | None:
         """The Modbus device measuring the grid connection, if any."""

@@ -203,11 +203,16 @@ class SiteSensorDescription(SensorEntityDescription):
     value_fn: Callable[[EnergyState], StateType]
 
 
-def _site_power(state: EnergyState, attribute: str) -> float | None:
-    if state.result is None:
+def node_power(state: EnergyState, node_id: str, attribute: str) -> float | None:
+    """A node's available or allocated power in the last cycle (None when unlimited or unknown)."""
+    if state.result is None or node_id not in state.result.allocation.nodes:
         return None
-    value = float(getattr(state.result.allocation.nodes[SITE_NODE], attribute))
+    value = float(getattr(state.result.allocation.nodes[node_id], attribute))
     return None if math.isinf(value) else round(value)
+
+
+def _site_power(state: EnergyState, attribute: str) -> float | None:
+    return node_power(state, SITE_NODE, attribute)
 
 
 SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
@@ -351,6 +356,34 @@ async def async_setup_entry(
         )
 
     entry.runtime_data.on_new_meter(add_meter)
+
+    def add_board(board_id: str, title: str) -> None:
+        async_add_entities(
+            [BoardSensor(energy, board_id, description) for description in SITE_SENSORS[:2]],
+            config_subentry_id=board_id,
+        )
+
+    entry.runtime_data.on_new_board(add_board)
+
+
+class BoardSensor(CoordinatorEntity[EnergyCoordinator], SensorEntity):
+    """Available or allocated power of a sub-board."""
+
+    _attr_has_entity_name = True
+    entity_description: SiteSensorDescription
+
+    def __init__(self, energy: EnergyCoordinator, board_id: str, description: SiteSensorDescription) -> None:
+        super().__init__(energy)
+        self.entity_description = description
+        self._board_id = board_id
+        self._attr_unique_id = f"board_{board_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, f"board_{board_id}")})
+
+    @property
+    def native_value(self) -> float | None:
+        """The board's value in the last cycle."""
+        attribute = "available_power_w" if self.entity_description.key == "available_power" else "allocated_power_w"
+        return node_power(self.coordinator.data, self._board_id, attribute)
 
 
 class MeterSensor(CoordinatorEntity[MeterCoordinator], SensorEntity):

@@ -498,6 +498,7 @@ async def test_charger_subentry_is_created_with_a_hashed_password(
         CONF_CHARGER_ID,
         CONF_MAX_CURRENT,
         CONF_PASSWORD_HASH,
+        "board",
         "min_current",
         "phases",
         "phase",
@@ -533,6 +534,7 @@ async def test_charger_subentry_without_password_or_name(hass: HomeAssistant, si
     assert dict(sub.data) == {
         CONF_CHARGER_ID: "CP3",
         CONF_MAX_CURRENT: 32,
+        "board": "site",
         "min_current": 6.0,
         "phases": 3,
         "phase": "L1",
