@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-import datetime as dt
 import errno
-import ipaddress
 from pathlib import Path
 import socket
 import ssl
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -47,6 +43,7 @@ from custom_components.cariflex.ocpp.site import UnknownChargerPolicy, verify_pa
 from custom_components.cariflex.runtime import CariflexRuntime
 from simulator.charger16 import connect
 from tests.conftest import ChargerFactory, free_port, site_entry, state_of, wait_for
+from tests.tls import self_signed_cert
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -73,27 +70,7 @@ def listening_port() -> Iterator[int]:
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str, ssl.SSLContext]:
     """A self-signed certificate for 127.0.0.1: (certfile, keyfile, client context trusting it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cariflex test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certfile = tmp_path / "cert.pem"
-    keyfile = tmp_path / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    certfile, keyfile = self_signed_cert(tmp_path)
     client = ssl.create_default_context(cafile=str(certfile))
     return str(certfile), str(keyfile), client
 

@@ -11,15 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from datetime import UTC, datetime, timedelta
-import ipaddress
 from pathlib import Path
 import ssl
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from ocpp.charge_point import snake_to_camel_case
@@ -44,6 +39,7 @@ from custom_components.cariflex.ocpp.model import Charger
 from custom_components.cariflex.ocpp.site import hash_password
 from simulator.charger16 import SimCharger16, basic_auth_header
 from tests.conftest import ChargerFactory, free_port, site_entry, state_of, wait_for
+from tests.tls import self_signed_cert
 
 PASSWORD = "s3cret-Passw0rd"
 LoadSite = Callable[[MockConfigEntry], Awaitable[MockConfigEntry]]
@@ -121,36 +117,6 @@ async def diagnostics_of(hass: HomeAssistant, entry: MockConfigEntry, charger_id
 async def after_boot_done(cp: SimCharger16) -> None:
     """The central system reads the configuration after every accepted boot."""
     await wait_for(lambda: any(name == "GetConfiguration" for name, _ in cp.received))
-
-
-def self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 / localhost and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return certfile, keyfile
 
 
 @contextlib.asynccontextmanager

@@ -6,8 +6,6 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 import contextlib
-from datetime import UTC, datetime, timedelta
-import ipaddress
 import itertools
 import json
 import os
@@ -16,10 +14,6 @@ import socket
 import ssl
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 import pytest
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -46,6 +40,7 @@ from custom_components.cariflex.ocpp.v16 import V16Adapter
 from custom_components.cariflex.ocpp.v201 import V201Adapter
 from simulator.charger16 import SimCharger16, basic_auth_header, connect as sim_connect
 from tests.conftest import free_port, wait_for
+from tests.tls import self_signed_cert
 
 PASSWORD = "correct horse"
 BOOT = {"chargePointVendor": "Acme", "chargePointModel": "X1"}
@@ -531,33 +526,8 @@ async def test_start_on_a_taken_port_raises(socket_enabled: None) -> None:
 
 
 # -------------------------------------------------------------------------------- TLS
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "cert.pem"
-    key_path = directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 def test_build_ssl_context(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     context = build_ssl_context(str(cert), str(key))
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
     combined = tmp_path / "combined.pem"
@@ -567,7 +537,7 @@ def test_build_ssl_context(tmp_path: Path) -> None:
 
 
 async def test_tls_connection_is_secure(socket_enabled: None, tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     backend = RecordingBackend()
     backend.set_known([ChargerConfig("SECURE", password_hash=hash_password(PASSWORD))])
     ws_port, tls_port = free_port(), free_port()
