@@ -185,3 +185,15 @@ def test_unused_measurands_change_nothing() -> None:
     # energy reported only for a non-phase (N) gives no total
     assert not apply_samples(readings, [Sample(ENERGY_REGISTER, 1.0, "N")], T0)
     assert readings == Readings()
+
+
+def test_energy_register_is_the_total_or_the_sum_of_its_phases() -> None:
+    from custom_components.cariflex.ocpp.meter import energy_register
+
+    per_phase = [Sample("Energy.Active.Import.Register", 1000.0, phase) for phase in ("L1", "L2", "L3")]
+    assert energy_register(per_phase) == 3000.0
+    total = [*per_phase, Sample("Energy.Active.Import.Register", 2900.0)]
+    assert energy_register(total) == 2900.0  # a reported total wins over the phases
+    inlet = [Sample("Energy.Active.Import.Register", 9999.0, None, None, "Inlet")]
+    assert energy_register(inlet) is None
+    assert energy_register([Sample("Power.Active.Import", 7000.0)]) is None

@@ -10,13 +10,15 @@ are TxProfile/TxDefaultProfile with fixed ids that we can find, replace, clear a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 import logging
 from typing import Any, ClassVar, Self
 
 from .backend import BootStatus, CentralBackend
 from .common import utcnow
 from .errors import NotSupportedError, SecurityError
-from .model import Charger, Connector
+from .meter import Sample, apply_samples, energy_register
+from .model import Charger, Connector, Session
 from .rpc import RpcEndpoint
 
 _LOGGER = logging.getLogger(__name__)
@@ -149,6 +151,25 @@ class AdapterBase:
                     await self.set_current_limit(connector.connector_id, connector.current_limit_a)
                 except Exception as err:  # noqa: BLE001 - a follow-up never breaks the connection
                     _LOGGER.debug("%s: re-sending limit failed: %s", self.charger.charger_id, err)
+
+    def apply_meter_value(
+        self, connector_id: int, session: Session | None, samples: list[Sample], measured_at: datetime
+    ) -> None:
+        """Fold one meter value into the connector's readings and the session's energy.
+
+        A late (queued) value may still raise the session's energy but never moves the live
+        readings back; the energy register never decreases (TOTAL_INCREASING stays honest).
+        """
+        readings = self.charger.connector(connector_id).readings
+        energy = energy_register(samples)
+        if session is not None and energy is not None:
+            session.meter_now_wh = max(session.meter_now_wh, energy)
+        if readings.measured_at is not None and measured_at < readings.measured_at:
+            return
+        before = readings.energy_wh
+        apply_samples(readings, samples, measured_at)
+        if before is not None and readings.energy_wh is not None and readings.energy_wh < before:
+            readings.energy_wh = before
 
     def forget_cleared_limits(
         self, profile_id: int | None, connector_id: int | None, purpose: str | None, stack_level: int | None

@@ -100,6 +100,12 @@ def apply_samples(readings: Readings, samples: Iterable[Sample], measured_at: da
     return used
 
 
+def energy_register(samples: Iterable[Sample]) -> float | None:
+    """The energy register in a meter value (Wh): the total, or the sum of its phases."""
+    group = [s for s in samples if s.measurand == ENERGY_REGISTER and (s.location not in ("Inlet", "Body", "Cable"))]
+    return _total(group) if group else None
+
+
 def _total(group: list[Sample]) -> float | None:
     """The value without phase if given, else the sum over L1..L3."""
     plain = [s.value for s in group if s.phase is None]

@@ -21,7 +21,7 @@ from .adapter import (
 from .backend import BootStatus
 from .common import iso, parse_time, utcnow
 from .errors import PropertyConstraintViolationError
-from .meter import Sample, apply_samples, scale
+from .meter import Sample, scale
 from .model import Availability, ConnectorStatus, ResetKind, Session
 from .rpc import V16
 
@@ -261,23 +261,12 @@ class V16Adapter(AdapterBase):
         return session
 
     def _apply_meter_value(self, connector_id: int, session: Session | None, meter_value: dict[str, Any]) -> None:
-        measured_at = parse_time(meter_value.get("timestamp"), utcnow())
-        samples = samples_v16(meter_value.get("sampledValue", []))
-        connector = self.charger.connector(connector_id)
-        readings = connector.readings
-        previous = readings.measured_at
-        if previous is not None and measured_at < previous:
-            # Late (queued) value: it may still raise the energy, never move readings back.
-            energy = [s.value for s in samples if s.measurand == "Energy.Active.Import.Register"]
-            if energy and session is not None:
-                session.meter_now_wh = max(session.meter_now_wh, *energy)
-            return
-        before = readings.energy_wh
-        apply_samples(readings, samples, measured_at)
-        if before is not None and readings.energy_wh is not None and readings.energy_wh < before:
-            readings.energy_wh = before  # a register never goes back; keep TOTAL_INCREASING honest
-        if session is not None and readings.energy_wh is not None:
-            session.meter_now_wh = max(session.meter_now_wh, readings.energy_wh)
+        self.apply_meter_value(
+            connector_id,
+            session,
+            samples_v16(meter_value.get("sampledValue", [])),
+            parse_time(meter_value.get("timestamp"), utcnow()),
+        )
 
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
         status = self.backend.data_transfer(

@@ -19,7 +19,7 @@ from ..access import AuthResult, AuthStatus
 from .adapter import TX_DEFAULT_PROFILE_ID, TX_PROFILE_ID, AdapterBase, Handler
 from .backend import BootStatus, CentralBackend
 from .common import iso, parse_time, utcnow
-from .meter import ENERGY_REGISTER, Sample, apply_samples, scale
+from .meter import ENERGY_REGISTER, Sample, scale
 from .model import Availability, Charger, ConnectorStatus, ResetKind, Session
 from .rpc import V201, RpcEndpoint
 
@@ -279,18 +279,12 @@ class V201Adapter(AdapterBase):
             self.charger.seen_events.discard(old)
 
     def _apply_meter_value(self, evse_id: int, session: Session | None, meter_value: dict[str, Any]) -> None:
-        measured_at = parse_time(meter_value.get("timestamp"), utcnow())
-        samples = samples_v201(meter_value.get("sampledValue", []))
-        readings = self.charger.connector(evse_id).readings
-        energy = [s.value for s in samples if s.measurand == ENERGY_REGISTER]
-        if session is not None and energy:
-            session.meter_now_wh = max(session.meter_now_wh, *energy)
-        if readings.measured_at is not None and measured_at < readings.measured_at:
-            return  # late (queued) value: never move live readings back
-        before = readings.energy_wh
-        apply_samples(readings, samples, measured_at)
-        if before is not None and readings.energy_wh is not None and readings.energy_wh < before:
-            readings.energy_wh = before
+        self.apply_meter_value(
+            evse_id,
+            session,
+            samples_v201(meter_value.get("sampledValue", [])),
+            parse_time(meter_value.get("timestamp"), utcnow()),
+        )
 
     def on_notify_report(self, payload: dict[str, Any]) -> dict[str, Any]:
         request_id = int(payload["requestId"])
