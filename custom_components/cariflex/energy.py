@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 SITE_NODE = "site"
-RAMP_DELAY_S = 3.0  # how long cars take to follow a lower setpoint before others may go up
+RAMP_DELAY_S = 3.0
+OFFLINE_GRACE_S = 300.0  # how long a charger that dropped off while charging is assumed to still draw  # how long cars take to follow a lower setpoint before others may go up
 _PHASE_KEYS = ("L1", "L2", "L3")
 _KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
 
@@ -297,6 +298,9 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 (self._draw(connector) for _coordinator, connector in connectors),
             )
         fallback_w = float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0)
+        boards = self.runtime.boards()
+        reserved = self._offline_reserved(boards)
+        site_reserve = reserved.get(SITE_NODE, 0.0) if measured is None else 0.0
         site = Node(
             id=SITE_NODE,
             kind=NodeKind.MAIN_BOARD,
@@ -304,11 +308,13 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             max_power_w=self.subscribed_power_w,
             measured_load=measured,
             measured_at=measured_at if measured is not None else (0.0 if has_meter else None),
-            fallback_load=self._per_phase(fallback_w / self.voltage / phases),
+            fallback_load=self._per_phase(fallback_w / self.voltage / phases + site_reserve),
             name="TGBT",
         )
-        boards = self.runtime.boards()
-        nodes = [site, *(self._board_node(sid, data, connectors, boards) for sid, data in boards.items())]
+        nodes = [
+            site,
+            *(self._board_node(sid, data, connectors, boards, reserved.get(sid, 0.0)) for sid, data in boards.items()),
+        ]
         leaves = [self._leaf(coordinator, connector, boards) for coordinator, connector in connectors]
         return SiteTree.build(nodes, leaves)
 
@@ -321,6 +327,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         data: Mapping[str, Any],
         connectors: list[tuple[ChargerCoordinator, Connector]],
         boards: Mapping[str, Mapping[str, Any]],
+        reserve_a: float = 0.0,
     ) -> Node:
         """A sub-board (TD) or group: its limits and, when it has one, its own meter."""
         current = data.get(CONF_BOARD_CURRENT)
@@ -348,8 +355,29 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             max_power_w=float(power_kw) * 1000 if power_kw else None,
             measured_load=measured,
             measured_at=measured_at,
+            # Without a meter, chargers that went offline while charging are counted at their
+            # last limit for a while (they may still be charging: fail closed).
+            fallback_load=self._per_phase(reserve_a) if measured_at is None and reserve_a else None,
             name=str(data.get("name", board_id)),
         )
+
+    def _offline_reserved(self, boards: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+        """Per node, the current (A per phase) of sessions whose charger went offline recently."""
+        now = dt_util.utcnow()
+        reserved: dict[str, float] = {}
+        for coordinator in self.runtime.coordinators.values():
+            charger = coordinator.charger
+            gone = charger.disconnected_at
+            if charger.connected or gone is None or (now - gone).total_seconds() > OFFLINE_GRACE_S:
+                continue
+            for connector in charger.outlets:
+                if connector.session is not None:
+                    amps = (
+                        connector.current_limit_a if connector.current_limit_a is not None else coordinator.max_current
+                    )
+                    board = self._board_of(coordinator, boards)
+                    reserved[board] = reserved.get(board, 0.0) + amps
+        return reserved
 
     @staticmethod
     def _subtree(board_id: str, boards: Mapping[str, Mapping[str, Any]]) -> set[str]:

@@ -213,3 +213,51 @@ async def test_decreases_reach_the_chargers_before_increases(
     down = next(t for t, name, limit in seen if name == "CP1" and limit == 14)
     up = next(t for t, name, _limit in seen if name == "CP2")
     assert up - down >= 0.25  # the newcomer waited for the ramp
+
+
+async def test_a_charger_that_drops_off_while_charging_is_still_counted_for_a_while(
+    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No meter: a charger gone offline mid-session keeps its share reserved (fail closed), then frees it."""
+    entry = site_entry(ws_port, chargers={"CP1": {}, "CP2": {}}, options={"main_breaker_a": 40.0})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": "select.test_site_energy_manager", "option": "on"}, blocking=True
+    )
+    from custom_components.cariflex import energy as energy_module
+
+    monkeypatch.setattr(energy_module, "OFFLINE_GRACE_S", 1.0)
+    cp1 = await charging(chargers, "CP1")
+    cp2 = await charging(chargers, "CP2")
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 20 and cp2.connectors[1].limit_a == 20)
+    await chargers.disconnect(cp2)
+    await wait_for(lambda: not entry.runtime_data.coordinators["CP2"].charger.connected)
+    await cycle(hass, entry)
+    await asyncio.sleep(0.2)
+    assert cp1.connectors[1].limit_a == 20  # CP2's 20 A may still flow
+    await asyncio.sleep(1.0)  # the grace period is over
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 32)  # its own maximum now
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_meter_that_stops_reporting_is_stale_after_a_minute(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    import time
+
+    cp1 = await charging(chargers, "CP1")
+    meter(hass, 2300)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 28)
+    # The sensor keeps its value, but its last report is 61 s old.
+    hass.states.async_set(
+        METER, "2300", {"unit_of_measurement": "W", "device_class": "power"}, timestamp=time.time() - 61
+    )
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 21)  # fallback 6.9 kW
+    assert state_of(hass, "sensor.test_site_energy_manager_status") == "fallback"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"meter_unavailable_{ems_site.entry_id}") is not None

@@ -177,6 +177,7 @@ class Charger:
     last_heartbeat: datetime | None = None
     last_seen: datetime | None = None
     connected_since: datetime | None = None
+    disconnected_at: datetime | None = None
     connectors: dict[int, Connector] = field(default_factory=dict)
     configuration: dict[str, str | None] = field(default_factory=dict)
     firmware_status: str | None = None
@@ -253,6 +254,9 @@ class Charger:
         if link is not None:
             self.ocpp_version = link.version
             self.connected_since = now or datetime.now(UTC)
+            self.disconnected_at = None
+        else:
+            self.disconnected_at = now or datetime.now(UTC)
         self.notify()
 
     def snapshot(self) -> dict[str, Any]:
