@@ -214,6 +214,19 @@ class CariflexRuntime:
         )
         self.hub_device_id = hub.id
 
+    def _child_device(self, subentry_id: str, identifier: str, **info: Any) -> dr.DeviceEntry:
+        """A device of a sub-entry, linked to the site device (``via_device_id``, both versions)."""
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            config_subentry_id=subentry_id,
+            identifiers={(DOMAIN, identifier)},
+            **info,
+        )
+        if self.hub_device_id and device.via_device_id != self.hub_device_id:
+            device = registry.async_update_device(device.id, via_device_id=self.hub_device_id) or device
+        return device
+
     @callback
     def _unknown_charger(self, charger_id: str, auto_accept: bool) -> None:
         if auto_accept:
@@ -256,12 +269,9 @@ class CariflexRuntime:
             if charger_id not in wanted:
                 self.coordinators.pop(charger_id).shutdown()
                 self.backend.chargers.pop(charger_id, None)
-                if self.central is not None and (adapter := self.central.adapter(charger_id)) is not None:
-                    self.spawn(
-                        self.central.connections[charger_id][0].close(code=1000, message=b"removed"),
-                        f"close {charger_id}",
-                    )
-                    del adapter
+                if self.central is not None and charger_id in self.central.connections:
+                    websocket = self.central.connections[charger_id][0]
+                    self.spawn(websocket.close(code=1000, message=b"removed"), f"close {charger_id}")
         for charger_id, subentry in wanted.items():
             coordinator = self.coordinators.get(charger_id)
             if coordinator is not None:
@@ -271,19 +281,15 @@ class CariflexRuntime:
 
     def _create_charger(self, charger_id: str, subentry: ConfigSubentry) -> None:
         charger = self.backend.charger(charger_id)
-        registry = dr.async_get(self.hass)
-        device = registry.async_get_or_create(
-            config_entry_id=self.entry.entry_id,
-            config_subentry_id=subentry.subentry_id,
-            identifiers={(DOMAIN, charger_id)},
+        self._child_device(
+            subentry.subentry_id,
+            charger_id,
             name=subentry.title or charger_id,
             manufacturer=charger.info.vendor,
             model=charger.info.model,
             serial_number=charger.info.serial,
             sw_version=charger.info.firmware,
         )
-        if self.hub_device_id and device.via_device_id != self.hub_device_id:
-            registry.async_update_device(device.id, via_device_id=self.hub_device_id)
         coordinator = ChargerCoordinator(
             self.hass,
             self.entry,
@@ -318,20 +324,12 @@ class CariflexRuntime:
     @callback
     def async_sync_boards(self) -> None:
         """A device per sub-board (its sensors are added by the platform callbacks)."""
-        registry = dr.async_get(self.hass)
         for board_id, subentry in self.entry.subentries.items():
             if subentry.subentry_type != SUBENTRY_BOARD or board_id in self._board_ids:
                 continue
-            device = registry.async_get_or_create(
-                config_entry_id=self.entry.entry_id,
-                config_subentry_id=board_id,
-                identifiers={(DOMAIN, f"board_{board_id}")},
-                name=subentry.title,
-                manufacturer=MANUFACTURER,
-                model="Sub-board",
+            self._child_device(
+                board_id, f"board_{board_id}", name=subentry.title, manufacturer=MANUFACTURER, model="Sub-board"
             )
-            if self.hub_device_id and device.via_device_id != self.hub_device_id:
-                registry.async_update_device(device.id, via_device_id=self.hub_device_id)
             self._board_ids.add(board_id)
             for callback_fn in list(self._board_callbacks):
                 callback_fn(board_id, subentry.title)
@@ -374,17 +372,13 @@ class CariflexRuntime:
             if subentry_id not in self.entry.subentries:  # removed while it was being read
                 await meter.async_close()
                 continue
-            registry = dr.async_get(self.hass)
-            device = registry.async_get_or_create(
-                config_entry_id=self.entry.entry_id,
-                config_subentry_id=subentry_id,
-                identifiers={(DOMAIN, meter.device_key)},
+            self._child_device(
+                subentry_id,
+                meter.device_key,
                 name=subentry.title,
                 manufacturer=profile.manufacturer or None,
                 model=profile.name,
             )
-            if self.hub_device_id and device.via_device_id != self.hub_device_id:
-                registry.async_update_device(device.id, via_device_id=self.hub_device_id)
             self.meters[subentry_id] = meter
             for callback_fn in list(self._meter_callbacks):
                 callback_fn(meter)

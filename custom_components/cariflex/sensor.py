@@ -201,6 +201,7 @@ class SiteSensorDescription(SensorEntityDescription):
     """A value of the energy manager's last cycle, for the site."""
 
     value_fn: Callable[[EnergyState], StateType]
+    node_attribute: str | None = None  # the node power it shows (so boards can show theirs)
 
 
 def node_power(state: EnergyState, node_id: str, attribute: str) -> float | None:
@@ -224,6 +225,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
         suggested_display_precision=1,
+        node_attribute="available_power_w",
         value_fn=lambda state: _site_power(state, "available_power_w"),
     ),
     SiteSensorDescription(
@@ -234,6 +236,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
         suggested_display_precision=1,
+        node_attribute="allocated_power_w",
         value_fn=lambda state: _site_power(state, "allocated_power_w"),
     ),
     SiteSensorDescription(
@@ -359,7 +362,7 @@ async def async_setup_entry(
 
     def add_board(board_id: str, title: str) -> None:
         async_add_entities(
-            [BoardSensor(energy, board_id, description) for description in SITE_SENSORS[:2]],
+            [BoardSensor(energy, board_id, description) for description in SITE_SENSORS if description.node_attribute],
             config_subentry_id=board_id,
         )
 
@@ -382,8 +385,8 @@ class BoardSensor(CoordinatorEntity[EnergyCoordinator], SensorEntity):
     @property
     def native_value(self) -> float | None:
         """The board's value in the last cycle."""
-        attribute = "available_power_w" if self.entity_description.key == "available_power" else "allocated_power_w"
-        return node_power(self.coordinator.data, self._board_id, attribute)
+        assert self.entity_description.node_attribute is not None
+        return node_power(self.coordinator.data, self._board_id, self.entity_description.node_attribute)
 
 
 class MeterSensor(CoordinatorEntity[MeterCoordinator], SensorEntity):

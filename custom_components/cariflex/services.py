@@ -605,16 +605,23 @@ def _confirmed(data: dict[str, Any]) -> dict[str, Any]:
     return connection_data
 
 
-def _runtime_and_charger(hass: HomeAssistant, device_id: str) -> tuple[CariflexRuntime, Charger]:
+def _loaded_sites(hass: HomeAssistant, device_id: str) -> list[CariflexRuntime]:
+    """The loaded Cariflex sites a device belongs to."""
     device = dr.async_get(hass).async_get(device_id)
-    if device is not None:
-        for entry_id in device_config_entry_ids(device):
-            entry: CariflexConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
-            if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
-                continue
-            charger = entry.runtime_data.charger_for_device(device_id)
-            if charger is not None:
-                return entry.runtime_data, charger
+    if device is None:
+        return []
+    sites = []
+    for entry_id in device_config_entry_ids(device):
+        entry: CariflexConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
+        if entry is not None and entry.domain == DOMAIN and entry.state is ConfigEntryState.LOADED:
+            sites.append(entry.runtime_data)
+    return sites
+
+
+def _runtime_and_charger(hass: HomeAssistant, device_id: str) -> tuple[CariflexRuntime, Charger]:
+    for runtime in _loaded_sites(hass, device_id):
+        if (charger := runtime.charger_for_device(device_id)) is not None:
+            return runtime, charger
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="not_a_charger",
@@ -623,12 +630,8 @@ def _runtime_and_charger(hass: HomeAssistant, device_id: str) -> tuple[CariflexR
 
 
 def _site(hass: HomeAssistant, device_id: str) -> CariflexRuntime:
-    device = dr.async_get(hass).async_get(device_id)
-    if device is not None:
-        for entry_id in device_config_entry_ids(device):
-            entry: CariflexConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
-            if entry is not None and entry.domain == DOMAIN and entry.state is ConfigEntryState.LOADED:
-                return entry.runtime_data
+    if sites := _loaded_sites(hass, device_id):
+        return sites[0]
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="not_a_site",
