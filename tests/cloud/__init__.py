@@ -1,0 +1,1 @@
+"""Tests of the cloud connector (no Home Assistant in the code under test)."""
