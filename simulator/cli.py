@@ -23,7 +23,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import argparse
 import asyncio
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass
 import logging
@@ -226,7 +226,18 @@ class ChargerRunner[C: SimCharger16 | SimCharger201](ABC):
         if _LOGGER.isEnabledFor(level):
             _LOGGER.log(level, "%s: %s", self.charger_id, message % args if args else message)
 
+    def power_w(self) -> float:
+        """What the charger's cars draw now (W); 0 while it is offline."""
+        if self.charger is None:
+            return 0.0
+        return float(sum(outlet.power_w for outlet in self._outlets(self.charger)))
+
     # ------------------------------------------------------------ per version
+    @staticmethod
+    @abstractmethod
+    def _outlets(charger: C) -> Iterable[Any]:
+        """The charger's connectors (1.6) or EVSEs (2.0.1)."""
+
     @abstractmethod
     async def _connect(self) -> tuple[C, Any, asyncio.Task[None]]:
         """Open the websocket; returns the charger, its websocket and its message loop task."""
@@ -393,6 +404,10 @@ class Runner16(ChargerRunner[SimCharger16]):
     version = V16
     outlet = "connector"
 
+    @staticmethod
+    def _outlets(charger: SimCharger16) -> Iterable[SimConnector]:
+        return charger.connectors.values()
+
     def __init__(self, charger_id: str, options: Options, stop: asyncio.Event, *, charging: bool) -> None:
         super().__init__(charger_id, options, stop, charging=charging)
         self.connectors: dict[int, SimConnector] | None = None  # kept across reconnections
@@ -476,6 +491,10 @@ class Runner201(ChargerRunner[SimCharger201]):
 
     version = V201
     outlet = "EVSE"
+
+    @staticmethod
+    def _outlets(charger: SimCharger201) -> Iterable[SimEvse]:
+        return charger.evses.values()
 
     def __init__(self, charger_id: str, options: Options, stop: asyncio.Event, *, charging: bool) -> None:
         super().__init__(charger_id, options, stop, charging=charging)
@@ -593,6 +612,10 @@ class Simulation:
                 timer.cancel()
         _LOGGER.info("simulator stopped")
         return EXIT_OK
+
+    def power_w(self) -> float:
+        """What every simulated car draws now (W)."""
+        return sum(runner.power_w() for runner in self.runners)
 
 
 def configure_logging(verbose: bool = False) -> None:

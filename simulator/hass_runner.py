@@ -46,6 +46,7 @@ from typing import Any, Protocol, Self, TypeVar
 import aiohttp
 
 from .cli import MIXED, OCPP_CHOICES, V16, Options, Simulation, configure_logging, stop_on_signals
+from .site_meters import SiteMeters
 
 _LOGGER = logging.getLogger("simulator.hass")
 
@@ -57,7 +58,12 @@ DEFAULT_OCPP_PORT = 9000
 START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
 CHARGERS_STOP_TIMEOUT_S = 20.0
-SUPERVISE_POLL_S = 1.0  # how often the demo checks that Home Assistant still runs
+SUPERVISE_POLL_S = 1.0
+DEFAULT_SUBSCRIBED_KW = 9.0  # two cars at 7.4 kW plus the household do not fit: they share
+DEFAULT_SOLAR_START_H = 11.5
+METER_STEP_S = (
+    1.0  # how often the simulated meters follow the cars  # how often the demo checks that Home Assistant still runs
+)
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - the demo's published credentials
 
@@ -555,6 +561,86 @@ class HassInstance:
         states: list[dict[str, Any]] = await self.request("GET", "/api/states")
         return states
 
+    async def add_meter(self, meter: MeterSettings) -> dict[str, Any]:
+        """Add a Modbus device to the site through the sub-entry flow (Home Assistant reads it once)."""
+        if self.entry_id is None:
+            raise HassError("create the site first")
+        form = await self.request(
+            "POST",
+            "/api/config/config_entries/subentries/flow",
+            json_body={"handler": [self.entry_id, "meter"], "show_advanced_options": False},
+        )
+        if form.get("type") != "form":
+            raise HassError(f"unexpected first step of the meter flow: {form}")
+        result: dict[str, Any] = await self.request(
+            "POST", f"/api/config/config_entries/subentries/flow/{form['flow_id']}", json_body=meter.flow_input()
+        )
+        if result.get("type") != "create_entry":
+            raise HassError(f"the meter {meter.name!r} was not added: {result.get('errors') or result}")
+        _LOGGER.info("Modbus %s %r added (127.0.0.1:%s)", meter.role, meter.name, meter.port)
+        return result
+
+    async def set_options(self, **values: Any) -> dict[str, Any]:
+        """Submit the site's options flow with ``values`` (the others keep their defaults)."""
+        form = await self.request(
+            "POST", "/api/config/config_entries/options/flow", json_body={"handler": self.entry_id}
+        )
+        result: dict[str, Any] = await self.request(
+            "POST", f"/api/config/config_entries/options/flow/{form['flow_id']}", json_body=values
+        )
+        if result.get("type") != "create_entry":
+            raise HassError(f"the site options were refused: {result.get('errors') or result}")
+        return result
+
+    async def call_service(self, domain: str, service: str, data: dict[str, Any]) -> Any:
+        """``POST /api/services/<domain>/<service>``."""
+        return await self.request("POST", f"/api/services/{domain}/{service}", json_body=data)
+
+    async def start_energy(self, grid_port: int, pv_port: int) -> None:
+        """The demo's energy manager: a Modbus grid meter and PV inverter, then the EMS on."""
+        await self.add_meter(MeterSettings("Grid meter", "eastron_sdm630", grid_port, "grid"))
+        await self.add_meter(MeterSettings("PV inverter", "sunspec", pv_port, "pv"))
+        deadline = time.monotonic() + 30
+        while True:
+            select = next(
+                (
+                    s["entity_id"]
+                    for s in await self.states()
+                    if s["entity_id"].startswith("select.") and s["attributes"].get("options") == ["off", "on"]
+                ),
+                None,
+            )
+            if select is not None:
+                break
+            if time.monotonic() > deadline:
+                raise HassError("the energy manager's mode select did not appear")
+            await asyncio.sleep(0.3)
+        await self.call_service("select", "select_option", {"entity_id": select, "option": "on"})
+        _LOGGER.info("energy manager on (%s)", select)
+
+
+@dataclass(slots=True)
+class MeterSettings:
+    """The answers to the meter sub-entry flow for a Modbus TCP device on 127.0.0.1."""
+
+    name: str
+    profile: str
+    port: int
+    role: str
+    unit_id: int = 1
+    host: str = "127.0.0.1"
+
+    def flow_input(self) -> dict[str, Any]:
+        """The JSON body of the meter flow's user step."""
+        return {
+            "name": self.name,
+            "profile": self.profile,
+            "host": self.host,
+            "port": self.port,
+            "unit_id": self.unit_id,
+            "role": self.role,
+        }
+
 
 # --------------------------------------------------------------------- demo
 class DemoHost(Protocol):
@@ -572,6 +658,8 @@ class DemoHost(Protocol):
     def returncode(self) -> int | None: ...
 
     async def start_site(self, settings: SiteSettings | None = None) -> dict[str, Any]: ...
+
+    async def start_energy(self, grid_port: int, pv_port: int) -> None: ...
 
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None: ...
 
@@ -597,13 +685,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help="Home Assistant HTTP port (8123)")
     parser.add_argument("--ocpp-port", type=int, default=DEFAULT_OCPP_PORT, help="OCPP ws:// port (9000)")
     parser.add_argument("--chargers", type=int, default=3, help="simulated chargers (3)")
-    parser.add_argument("--sessions", type=int, default=1, help="chargers that charge (1)")
+    parser.add_argument("--sessions", type=int, default=2, help="chargers that charge (2)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between meter values (10)")
     parser.add_argument(
         "--ocpp",
         choices=OCPP_CHOICES,
         default=V16,
         help="OCPP version of the chargers; mixed alternates 1.6 and 2.0.1 (1.6)",
+    )
+    parser.add_argument(
+        "--subscribed-power",
+        type=float,
+        default=DEFAULT_SUBSCRIBED_KW,
+        help=f"the site's subscribed power in kW, shared by the chargers ({DEFAULT_SUBSCRIBED_KW:g})",
+    )
+    parser.add_argument(
+        "--solar-start",
+        type=float,
+        default=DEFAULT_SOLAR_START_H,
+        help=f"hour of the simulated sun at start; it then runs in real time ({DEFAULT_SOLAR_START_H:g})",
+    )
+    parser.add_argument(
+        "--no-energy",
+        action="store_true",
+        help="no Modbus grid meter / PV inverter and the energy manager left off",
     )
     parser.add_argument("--config-dir", type=Path, default=ROOT / "demo-config", help="recreated at each run")
     parser.add_argument("--no-ui", action="store_true", help="no web interface (faster; the API still works)")
@@ -642,7 +747,7 @@ def simulator_options(args: argparse.Namespace) -> Options:
     )
 
 
-def banner(host: DemoHost, args: argparse.Namespace, options: Options) -> str:
+def banner(host: DemoHost, args: argparse.Namespace, options: Options, meters: SiteMeters | None = None) -> str:
     """What the demo prints once everything runs."""
     if options.ocpp == MIXED:
         versions = ", ".join(f"{charger_id} {version}" for charger_id, version in options.versions().items())
@@ -658,9 +763,20 @@ def banner(host: DemoHost, args: argparse.Namespace, options: Options) -> str:
            chargers        {", ".join(options.charger_ids())} ({min(args.sessions, args.chargers)} charging)
            OCPP versions   {versions}
            config dir      {host.config_dir}
+           {energy_line(args, meters)}
          Press Ctrl-C to stop the chargers, then Home Assistant.
         ================================================================
         """
+    )
+
+
+def energy_line(args: argparse.Namespace, meters: SiteMeters | None) -> str:
+    """The banner's line about the energy manager."""
+    if meters is None:
+        return "energy manager  off (--no-energy)"
+    return (
+        f"energy manager  on, {args.subscribed_power:g} kW shared; Modbus grid meter 127.0.0.1:{meters.grid_port}, "
+        f"PV 127.0.0.1:{meters.pv_port}"
     )
 
 
@@ -668,7 +784,8 @@ async def start_site(host: DemoHost, args: argparse.Namespace, stop: asyncio.Eve
     """Start the host and create the site, unless ``stop`` comes first (then False)."""
     if stop.is_set():
         return False
-    startup = asyncio.create_task(host.start_site(SiteSettings(site_name="Demo", ws_port=args.ocpp_port)))
+    settings = SiteSettings(site_name="Demo", ws_port=args.ocpp_port, subscribed_power_kw=args.subscribed_power)
+    startup = asyncio.create_task(host.start_site(settings))
     stop_waiter = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({startup, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -683,12 +800,17 @@ async def start_site(host: DemoHost, args: argparse.Namespace, stop: asyncio.Eve
     return True
 
 
-async def supervise(host: DemoHost, simulation: asyncio.Task[int], stop: asyncio.Event) -> int:
-    """Wait for ``stop`` (0); 1 when the host exits first."""
+async def supervise(
+    host: DemoHost, simulation: asyncio.Task[int], stop: asyncio.Event, meters: SiteMeters | None = None
+) -> int:
+    """Wait for ``stop`` (0); 1 when the host exits first. The simulated meters follow the cars meanwhile."""
     stop_waiter = asyncio.create_task(stop.wait())
+    poll = min(SUPERVISE_POLL_S, METER_STEP_S)
     try:
         while not stop.is_set() and not simulation.done():
-            await asyncio.wait({stop_waiter, simulation}, timeout=SUPERVISE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stop_waiter, simulation}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+            if meters is not None:
+                meters.step()
             if host.returncode is not None:
                 _LOGGER.error("Home Assistant exited (code %s)\n%s", host.returncode, host.console_tail())
                 return 1
@@ -725,6 +847,7 @@ async def demo(args: argparse.Namespace, *, host: DemoHost | None = None, stop: 
         return 1
     stop = stop if stop is not None else asyncio.Event()
     simulation: asyncio.Task[int] | None = None
+    meters: SiteMeters | None = None
     with stop_on_signals(stop):
         try:
             host = host if host is not None else demo_instance(args)
@@ -732,14 +855,21 @@ async def demo(args: argparse.Namespace, *, host: DemoHost | None = None, stop: 
                 _LOGGER.info("interrupted during start-up")
                 return 130
             options = simulator_options(args)
-            simulation = asyncio.create_task(Simulation(options, stop).run())
-            print(banner(host, args, options), flush=True)
-            return await supervise(host, simulation, stop)
+            chargers = Simulation(options, stop)
+            if not args.no_energy:
+                meters = SiteMeters(chargers.power_w, solar_start=args.solar_start)
+                await meters.start()
+                await host.start_energy(meters.grid_port, meters.pv_port)
+            simulation = asyncio.create_task(chargers.run())
+            print(banner(host, args, options, meters), flush=True)
+            return await supervise(host, simulation, stop, meters)
         except HassError as err:
             _LOGGER.error("%s", err)
             return 1
         finally:
             await shut_down(host, simulation, stop)
+            if meters is not None:
+                await meters.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from custom_components.cariflex.access import AuthMode
+from custom_components.cariflex.modbus import TCP, ModbusDevice, Quantity, load_profile
 from custom_components.cariflex.ocpp.model import Charger, Session
 from custom_components.cariflex.ocpp.server import CentralSystem
 from custom_components.cariflex.ocpp.site import ChargerConfig, SiteBackend, UnknownChargerPolicy, hash_password
@@ -49,6 +50,7 @@ from simulator.hass_runner import (
     recreate_demo_dir,
     simulator_options,
 )
+from simulator.site_meters import SiteShape, pv_power
 from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -598,7 +600,8 @@ def test_run_from_synchronous_code() -> None:
 
 def test_demo_options_and_frontend_pin() -> None:
     args = build_demo_parser().parse_args([])
-    assert (args.port, args.ocpp_port, args.chargers, args.sessions, args.interval) == (8123, 9000, 3, 1, 10.0)
+    assert (args.port, args.ocpp_port, args.chargers, args.sessions, args.interval) == (8123, 9000, 3, 2, 10.0)
+    assert (args.subscribed_power, args.solar_start, args.no_energy) == (9.0, 11.5, False)
     assert args.ocpp == "1.6"  # unchanged for existing users
     args = build_demo_parser().parse_args(["--port", "8124", "--ocpp-port", "9100", "--chargers", "5"])
     assert (args.port, args.ocpp_port, args.chargers) == (8124, 9100, 5)
@@ -658,7 +661,8 @@ def test_demo_chargers_and_banner(tmp_path: Path) -> None:
     assert f"config dir      {(tmp_path / 'ha').resolve()}" in text
     default = build_demo_parser().parse_args([])
     text = banner(HassInstance(tmp_path / "ha"), default, simulator_options(default))
-    assert "chargers        SIM1, SIM2, SIM3 (1 charging)" in text
+    assert "chargers        SIM1, SIM2, SIM3 (2 charging)" in text
+    assert "energy manager  off (--no-energy)" in text
     assert "OCPP versions   1.6   (--ocpp 1.6 | 2.0.1 | mixed)" in text
 
 
@@ -748,6 +752,8 @@ class CentralHost:
         self.port = 0
         self.exit_code: int | None = None
         self.stops = 0
+        self.grid_meter: ModbusDevice | None = None
+        self.pv_inverter: ModbusDevice | None = None
 
     @property
     def base_url(self) -> str:
@@ -786,6 +792,11 @@ class CentralHost:
     def console_tail(self, lines: int = 30) -> str:
         return "the central system went away"
 
+    async def start_energy(self, grid_port: int, pv_port: int) -> None:
+        """What Home Assistant's meter sub-entries would read: the demo's two Modbus servers."""
+        self.grid_meter = ModbusDevice(load_profile("eastron_sdm630"), TCP("127.0.0.1", grid_port))
+        self.pv_inverter = ModbusDevice(load_profile("sunspec"), TCP("127.0.0.1", pv_port))
+
     def charging(self, charger_id: str) -> bool:
         """Connected, with a session whose power the central system has seen."""
         charger = self.backend.chargers.get(charger_id)
@@ -815,6 +826,18 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
     assert "Cariflex demo is running" in out
     assert "chargers        SIM1, SIM2, SIM3 (2 charging)" in out
     assert "OCPP versions   SIM1 1.6, SIM2 2.0.1, SIM3 1.6" in out
+    assert re.search(r"energy manager  on, 9 kW shared; Modbus grid meter 127.0.0.1:\d+, PV 127.0.0.1:\d+", out)
+    # The simulated grid meter sees both cars (2 x 7.4 kW) + the household - the sun (11:30, clear sky).
+    assert host.grid_meter is not None
+    assert host.pv_inverter is not None
+    await asyncio.sleep(1.5)  # a meter step after the cars' power is known
+    grid = (await host.grid_meter.read()).get(Quantity.POWER_W)
+    pv = (await host.pv_inverter.read()).get(Quantity.PV_POWER_W)
+    await host.grid_meter.close()
+    await host.pv_inverter.close()
+    assert pv == pytest.approx(pv_power(SiteShape(), 11.5), abs=20)
+    assert grid is not None
+    assert 2 * 7400 + 1200 - pv - 1 <= grid <= 2 * 7400 + 1200 + 600 + 3000 - pv + 1
     assert not run.done()
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
     assert await asyncio.wait_for(run, 10) == 0
@@ -831,7 +854,7 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
 async def test_demo_stops_when_home_assistant_exits(
     tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    args = demo_args(tmp_path, "--chargers", "1", "--ocpp", "2.0.1", "--interval", "0.1")
+    args = demo_args(tmp_path, "--chargers", "1", "--ocpp", "2.0.1", "--interval", "0.1", "--no-energy")
     host = CentralHost(tmp_path / "central")
     stop = asyncio.Event()
     run = asyncio.create_task(demo(args, host=host, stop=stop))
@@ -841,6 +864,7 @@ async def test_demo_stops_when_home_assistant_exits(
     assert "Home Assistant exited (code 1)\nthe central system went away" in caplog.text
     assert stop.is_set()  # the chargers were told to stop
     assert host.stops == 1
+    assert host.grid_meter is None  # --no-energy: no Modbus devices
 
 
 # ----------------------------------------------------- real Home Assistant
@@ -886,17 +910,31 @@ async def test_demo_with_a_real_home_assistant(
             states.update({state["entity_id"]: state["state"] for state in await client.states()})
             return all(
                 states.get(f"binary_sensor.{charger}_connected") == "on"
-                and states.get(f"sensor.{charger}_power") == "7.4"
+                and float(states.get(f"sensor.{charger}_power") or 0) > 0
                 for charger in ("sim1", "sim2")
             )
 
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(10):
             while not await both_charging():
                 await asyncio.sleep(0.1)
         assert states["sensor.sim1_status"] == "charging"  # OCPP 1.6
         assert states["sensor.sim2_status"] == "charging"  # OCPP 2.0.1
         assert float(states["sensor.sim1_energy"]) >= 0
         assert float(states["sensor.sim2_energy"]) >= 0
+        assert states["select.demo_energy_manager"] == "on"
+
+        async def shared() -> bool:
+            """Both cars below 7.4 kW: the 9 kW of the site are shared (the meter sees them)."""
+            states.update({state["entity_id"]: state["state"] for state in await client.states()})
+            powers = [float(states.get(f"sensor.{charger}_power") or 0) for charger in ("sim1", "sim2")]
+            return all(0 < power < 7.4 for power in powers)
+
+        try:
+            async with asyncio.timeout(30):
+                while not await shared():
+                    await asyncio.sleep(0.3)
+        except TimeoutError:
+            pytest.fail(f"the chargers do not share the site: {sorted(states.items())}")
     finally:
         stop.set()
         code = await asyncio.wait_for(run, 70)

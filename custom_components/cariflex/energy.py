@@ -11,7 +11,7 @@ replaced by a conservative fallback load, with a repair issue, until it comes ba
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -52,7 +52,7 @@ from .const import (
 )
 from .ems.allocator import Session as EmsSession, Strategy
 from .ems.regulator import Regulator, RegulatorConfig, RegulatorResult
-from .ems.tree import Charger as EmsCharger, Node, NodeKind, Phase, SiteTree, non_ev_load, per_phase
+from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, SiteTree, per_phase
 from .ocpp.model import Connector
 
 if TYPE_CHECKING:
@@ -66,6 +66,22 @@ RAMP_DELAY_S = 3.0
 OFFLINE_GRACE_S = 300.0  # how long a charger that dropped off while charging is assumed to still draw  # how long cars take to follow a lower setpoint before others may go up
 _PHASE_KEYS = ("L1", "L2", "L3")
 _KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
+
+
+def split_net_load(meter_total: PerPhase, ev_draws: Iterable[PerPhase]) -> tuple[PerPhase, PerPhase]:
+    """A meter's reading without the cars below it, as (load, production) per phase, both >= 0.
+
+    A meter that also sees local production (PV, a discharging battery) reads less, or
+    negative when the site exports: that production is what the chargers may use on top of
+    the node's limit (seed 004 §4.10: available = limit - consumption + production).
+    """
+    net = list(meter_total)
+    for draw in ev_draws:
+        for index in range(3):
+            net[index] -= draw[index]
+    load = (max(net[0], 0.0), max(net[1], 0.0), max(net[2], 0.0))
+    production = (max(-net[0], 0.0), max(-net[1], 0.0), max(-net[2], 0.0))
+    return load, production
 
 
 class EmsMode(StrEnum):
@@ -290,10 +306,11 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     ) -> SiteTree:
         phases = self.phases
         limit = self._per_phase(self.breaker_a)
-        measured: tuple[float, float, float] | None = None
+        measured: PerPhase | None = None
+        production: PerPhase | None = None
         has_meter = self.has_meter
         if meter_w is not None:
-            measured = non_ev_load(
+            measured, production = split_net_load(
                 self._per_phase(meter_w / self.voltage / phases),
                 (self._draw(connector) for _coordinator, connector in connectors),
             )
@@ -307,6 +324,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             max_current_a=limit,
             max_power_w=self.subscribed_power_w,
             measured_load=measured,
+            production=production,
             measured_at=measured_at if measured is not None else (0.0 if has_meter else None),
             fallback_load=self._per_phase(fallback_w / self.voltage / phases + site_reserve),
             name="TGBT",
@@ -333,7 +351,8 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         current = data.get(CONF_BOARD_CURRENT)
         power_kw = data.get(CONF_BOARD_POWER)
         parent = data.get(CONF_PARENT) or SITE_NODE
-        measured: tuple[float, float, float] | None = None
+        measured: PerPhase | None = None
+        production: PerPhase | None = None
         measured_at: float | None = None
         if entity_id := data.get(CONF_BOARD_METER):
             state = self.hass.states.get(entity_id)
@@ -343,7 +362,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 below = [
                     c for coord, c in connectors if self._board_of(coord, boards) in self._subtree(board_id, boards)
                 ]
-                measured = non_ev_load(
+                measured, production = split_net_load(
                     self._per_phase(value / self.voltage / self.phases), (self._draw(c) for c in below)
                 )
                 measured_at = reported_at(state)
@@ -354,6 +373,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             max_current_a=self._per_phase(float(current)) if current else None,
             max_power_w=float(power_kw) * 1000 if power_kw else None,
             measured_load=measured,
+            production=production,
             measured_at=measured_at,
             # Without a meter, chargers that went offline while charging are counted at their
             # last limit for a while (they may still be charging: fail closed).

@@ -111,6 +111,26 @@ async def test_site_limit_shared_and_followed_within_one_cycle(
     assert state_of(hass, "sensor.cp2_allocated_current") == "unknown"
 
 
+async def test_local_production_seen_by_the_meter_is_shared_on_top_of_the_limit(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    """Seed 004 §4.10: available = limit - consumption + production (PV behind the grid meter)."""
+    cp1 = await charging(chargers, "CP1")
+    cp2 = await charging(chargers, "CP2")
+    # The building uses 2.3 kW, the PV produces 9.2 kW: the meter reads an export of 6.9 kW.
+    meter(hass, 2300 - 9200)
+    await cycle(hass, ems_site)
+    # Per phase 32 A + 10 A of net production = 42 A; in power 22 kW + 6.9 kW = 41.9 A: 41 A in whole amps.
+    await wait_for(lambda: {cp1.connectors[1].limit_a, cp2.connectors[1].limit_a} == {20, 21}, timeout=10)
+    assert float(state_of(hass, "sensor.test_site_power_available_for_charging")) == pytest.approx(28.9)
+    # Without production the same load leaves 28.7 A (14 + 14): the sun gives the difference.
+    await draw(cp1, 21)
+    await draw(cp2, 21)
+    meter(hass, 2300, 21, 21)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 14 and cp2.connectors[1].limit_a == 14)
+
+
 async def test_meter_lost_uses_fallback_and_raises_a_repair(
     hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
 ) -> None:
