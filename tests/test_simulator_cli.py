@@ -837,6 +837,7 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
     await host.pv_inverter.close()
     assert pv == pytest.approx(pv_power(SiteShape(), 11.5), abs=20)
     assert grid is not None
+    assert pv is not None
     assert 2 * 7400 + 1200 - pv - 1 <= grid <= 2 * 7400 + 1200 + 600 + 3000 - pv + 1
     assert not run.done()
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
