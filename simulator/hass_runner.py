@@ -570,8 +570,11 @@ class HassInstance:
             "/api/config/config_entries/subentries/flow",
             json_body={"handler": [self.entry_id, "meter"], "show_advanced_options": False},
         )
-        if form.get("type") != "form":
+        if form.get("type") != "menu" or "tcp" not in form.get("menu_options", ()):
             raise HassError(f"unexpected first step of the meter flow: {form}")
+        form = await self.request(
+            "POST", f"/api/config/config_entries/subentries/flow/{form['flow_id']}", json_body={"next_step_id": "tcp"}
+        )
         result: dict[str, Any] = await self.request(
             "POST", f"/api/config/config_entries/subentries/flow/{form['flow_id']}", json_body=meter.flow_input()
         )

@@ -24,11 +24,14 @@ from homeassistant.helpers import selector
 from .access import AuthMode
 from .compat import vol
 from .const import (
+    BAUDRATES,
     CONF_AUTH_MODE,
+    CONF_BAUDRATE,
     CONF_BOARD,
     CONF_BOARD_CURRENT,
     CONF_BOARD_METER,
     CONF_BOARD_POWER,
+    CONF_BYTESIZE,
     CONF_CERTFILE,
     CONF_CHARGER_ID,
     CONF_EMS_STRATEGY,
@@ -41,6 +44,7 @@ from .const import (
     CONF_METER_FALLBACK,
     CONF_MIN_CURRENT,
     CONF_PARENT,
+    CONF_PARITY,
     CONF_PASSWORD,
     CONF_PASSWORD_HASH,
     CONF_PHASE,
@@ -49,7 +53,10 @@ from .const import (
     CONF_PRIORITY,
     CONF_PROFILE,
     CONF_ROLE,
+    CONF_RTU_FRAMING,
+    CONF_SERIAL_PORT,
     CONF_SITE_NAME,
+    CONF_STOPBITS,
     CONF_SUBSCRIBED_POWER,
     CONF_UNIT_ID,
     CONF_UNKNOWN_CHARGERS,
@@ -475,48 +482,32 @@ async def _probe_meter(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
 
 
 class MeterSubentryFlow(ConfigSubentryFlow):
-    """A Modbus meter, PV inverter or battery of the site (Modbus TCP, or RTU through a gateway)."""
+    """A Modbus meter, PV inverter or battery of the site: Modbus TCP (or RTU through a gateway) or RTU on a serial port."""
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Choose the device's profile and address; it is read once before it is added."""
+        """How the device is wired: over the network or on a local serial port (RS485 adapter)."""
+        return self.async_show_menu(step_id="user", menu_options=["tcp", "serial"])
+
+    async def async_step_tcp(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Modbus TCP, or RTU frames through a transparent RS485-Ethernet gateway."""
         errors: dict[str, str] = {}
-        entry = self._get_entry()
         if user_input is not None:
             data = {
-                CONF_PROFILE: user_input[CONF_PROFILE],
                 CONF_HOST: user_input[CONF_HOST].strip(),
                 CONF_PORT: int(user_input[CONF_PORT]),
-                CONF_UNIT_ID: int(user_input[CONF_UNIT_ID]),
-                CONF_ROLE: user_input[CONF_ROLE],
+                CONF_RTU_FRAMING: bool(user_input.get(CONF_RTU_FRAMING, False)),
             }
-            unique_id = f"{data[CONF_HOST]}:{data[CONF_PORT]}/{data[CONF_UNIT_ID]}"
-            if any(sub.unique_id == unique_id for sub in entry.subentries.values()):
-                errors["base"] = "meter_exists"
-            elif data[CONF_ROLE] == ROLE_GRID and any(
-                sub.subentry_type == SUBENTRY_METER and sub.data.get(CONF_ROLE) == ROLE_GRID
-                for sub in entry.subentries.values()
-            ):
-                errors[CONF_ROLE] = "grid_meter_exists"
-            elif error := await _probe_meter(self.hass, data):
-                errors["base"] = error
-            else:
-                return self.async_create_entry(
-                    title=user_input.get("name") or f"{data[CONF_PROFILE]} {data[CONF_HOST]}",
-                    data=data,
-                    unique_id=unique_id,
-                )
-        profiles = await self.hass.async_add_executor_job(available_profiles)
+            unique_id = f"{data[CONF_HOST]}:{data[CONF_PORT]}/{int(user_input[CONF_UNIT_ID])}"
+            result = await self._create(user_input, data, unique_id, f"{user_input[CONF_PROFILE]} {data[CONF_HOST]}")
+            if isinstance(result, dict) and "type" in result:
+                return result
+            errors = result
         defaults = user_input or {}
         return self.async_show_form(
-            step_id="user",
+            step_id="tcp",
             data_schema=vol.Schema(
                 {
-                    vol.Optional("name", description={"suggested_value": defaults.get("name")}): str,
-                    vol.Required(
-                        CONF_PROFILE, default=defaults.get(CONF_PROFILE, profiles[0])
-                    ): selector.SelectSelector(
-                        selector.SelectSelectorConfig(options=profiles, mode=selector.SelectSelectorMode.DROPDOWN)
-                    ),
+                    **await self._device_schema(defaults),
                     vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): str,
                     vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_MODBUS_PORT)): vol.All(
                         vol.Coerce(int), vol.Range(min=1, max=65535)
@@ -525,10 +516,104 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                         vol.Coerce(int), vol.Range(min=0, max=255)
                     ),
                     vol.Required(CONF_ROLE, default=defaults.get(CONF_ROLE, ROLE_GRID)): ROLE_SELECTOR,
+                    vol.Optional(CONF_RTU_FRAMING, default=defaults.get(CONF_RTU_FRAMING, False)): bool,
                 }
             ),
             errors=errors,
         )
+
+    async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Modbus RTU on a serial port of the Home Assistant host (USB-RS485 adapter)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                CONF_SERIAL_PORT: user_input[CONF_SERIAL_PORT].strip(),
+                CONF_BAUDRATE: int(user_input[CONF_BAUDRATE]),
+                CONF_PARITY: PARITIES[user_input[CONF_PARITY]],
+                CONF_STOPBITS: int(user_input[CONF_STOPBITS]),
+                CONF_BYTESIZE: int(user_input[CONF_BYTESIZE]),
+            }
+            unique_id = f"serial:{data[CONF_SERIAL_PORT]}/{int(user_input[CONF_UNIT_ID])}"
+            result = await self._create(
+                user_input, data, unique_id, f"{user_input[CONF_PROFILE]} {data[CONF_SERIAL_PORT]}"
+            )
+            if isinstance(result, dict) and "type" in result:
+                return result
+            errors = result
+        defaults = user_input or {}
+        return self.async_show_form(
+            step_id="serial",
+            data_schema=vol.Schema(
+                {
+                    **await self._device_schema(defaults),
+                    vol.Required(CONF_SERIAL_PORT, default=defaults.get(CONF_SERIAL_PORT, "/dev/ttyUSB0")): str,
+                    vol.Required(CONF_BAUDRATE, default=str(defaults.get(CONF_BAUDRATE, 9600))): SERIAL_CHOICES[
+                        CONF_BAUDRATE
+                    ],
+                    vol.Required(CONF_PARITY, default=defaults.get(CONF_PARITY, "none")): SERIAL_CHOICES[CONF_PARITY],
+                    vol.Required(CONF_STOPBITS, default=str(defaults.get(CONF_STOPBITS, 1))): SERIAL_CHOICES[
+                        CONF_STOPBITS
+                    ],
+                    vol.Required(CONF_BYTESIZE, default=str(defaults.get(CONF_BYTESIZE, 8))): SERIAL_CHOICES[
+                        CONF_BYTESIZE
+                    ],
+                    vol.Required(CONF_UNIT_ID, default=defaults.get(CONF_UNIT_ID, 1)): vol.All(
+                        vol.Coerce(int), vol.Range(min=0, max=247)
+                    ),
+                    vol.Required(CONF_ROLE, default=defaults.get(CONF_ROLE, ROLE_GRID)): ROLE_SELECTOR,
+                }
+            ),
+            errors=errors,
+        )
+
+    async def _device_schema(self, defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+        profiles = await self.hass.async_add_executor_job(available_profiles)
+        return {
+            vol.Optional("name", description={"suggested_value": defaults.get("name")}): str,
+            vol.Required(CONF_PROFILE, default=defaults.get(CONF_PROFILE, profiles[0])): selector.SelectSelector(
+                selector.SelectSelectorConfig(options=profiles, mode=selector.SelectSelectorMode.DROPDOWN)
+            ),
+        }
+
+    async def _create(
+        self, user_input: dict[str, Any], link: dict[str, Any], unique_id: str, title: str
+    ) -> SubentryFlowResult | dict[str, str]:
+        """The sub-entry once the device answers, or the form's errors."""
+        entry = self._get_entry()
+        data = {
+            CONF_PROFILE: user_input[CONF_PROFILE],
+            **link,
+            CONF_UNIT_ID: int(user_input[CONF_UNIT_ID]),
+            CONF_ROLE: user_input[CONF_ROLE],
+        }
+        if any(sub.unique_id == unique_id for sub in entry.subentries.values()):
+            return {"base": "meter_exists"}
+        if data[CONF_ROLE] == ROLE_GRID and any(
+            sub.subentry_type == SUBENTRY_METER and sub.data.get(CONF_ROLE) == ROLE_GRID
+            for sub in entry.subentries.values()
+        ):
+            return {CONF_ROLE: "grid_meter_exists"}
+        if error := await _probe_meter(self.hass, data):
+            return {"base": error}
+        return self.async_create_entry(title=user_input.get("name") or title, data=data, unique_id=unique_id)
+
+
+PARITIES: dict[str, str] = {"none": "N", "even": "E", "odd": "O"}  # choice -> pyserial letter
+
+
+def _serial_choice(options: list[str], translation_key: str | None = None) -> selector.SelectSelector:
+    config = selector.SelectSelectorConfig(options=options, mode=selector.SelectSelectorMode.DROPDOWN)
+    if translation_key:
+        config["translation_key"] = translation_key
+    return selector.SelectSelector(config)
+
+
+SERIAL_CHOICES: dict[str, selector.SelectSelector] = {
+    CONF_BAUDRATE: _serial_choice([str(rate) for rate in BAUDRATES]),
+    CONF_PARITY: _serial_choice(list(PARITIES), CONF_PARITY),
+    CONF_STOPBITS: _serial_choice(["1", "2"]),
+    CONF_BYTESIZE: _serial_choice(["8", "7"]),
+}
 
 
 def _board_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:

@@ -15,8 +15,22 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .const import CONF_HOST, CONF_PORT, CONF_PROFILE, CONF_ROLE, CONF_UNIT_ID, DOMAIN, METER_POLL_S
-from .modbus import TCP, ModbusDevice, ModbusError, Profile, Reading, load_profile
+from .const import (
+    CONF_BAUDRATE,
+    CONF_BYTESIZE,
+    CONF_HOST,
+    CONF_PARITY,
+    CONF_PORT,
+    CONF_PROFILE,
+    CONF_ROLE,
+    CONF_RTU_FRAMING,
+    CONF_SERIAL_PORT,
+    CONF_STOPBITS,
+    CONF_UNIT_ID,
+    DOMAIN,
+    METER_POLL_S,
+)
+from .modbus import TCP, ModbusDevice, ModbusError, Profile, Reading, Serial, load_profile
 
 if TYPE_CHECKING:
     from .runtime import CariflexConfigEntry
@@ -31,9 +45,20 @@ async def async_load_profile(hass: HomeAssistant, profile_id: str) -> Profile:
 
 def make_device(profile: Profile, settings: Mapping[str, Any]) -> ModbusDevice:
     """The Modbus reader of a meter sub-entry."""
-    return ModbusDevice(
-        profile, TCP(str(settings[CONF_HOST]), int(settings[CONF_PORT])), unit_id=int(settings[CONF_UNIT_ID])
-    )
+    transport: TCP | Serial
+    if settings.get(CONF_SERIAL_PORT):
+        transport = Serial(
+            str(settings[CONF_SERIAL_PORT]),
+            baudrate=int(settings.get(CONF_BAUDRATE, 9600)),
+            parity=settings.get(CONF_PARITY, "N"),
+            stopbits=int(settings.get(CONF_STOPBITS, 1)),
+            bytesize=int(settings.get(CONF_BYTESIZE, 8)),
+        )
+    else:
+        transport = TCP(
+            str(settings[CONF_HOST]), int(settings[CONF_PORT]), rtu_framing=bool(settings.get(CONF_RTU_FRAMING))
+        )
+    return ModbusDevice(profile, transport, unit_id=int(settings[CONF_UNIT_ID]))
 
 
 class MeterCoordinator(DataUpdateCoordinator[Reading]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -50,9 +51,7 @@ async def modbus_site(hass: HomeAssistant, sdm630: ProfileSimulator, ws_port: in
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     # The installer adds the meter: the flow reads it once before accepting it.
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_METER), context={"source": "user"}
-    )
+    result = await meter_flow(hass, entry, "tcp")
     assert result["type"] is FlowResultType.FORM
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
@@ -72,6 +71,14 @@ async def modbus_site(hass: HomeAssistant, sdm630: ProfileSimulator, ws_port: in
     )
     yield entry
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def meter_flow(hass: HomeAssistant, entry: MockConfigEntry, wiring: str) -> Any:
+    """Start "Add Modbus device" and pick how it is wired (``tcp`` or ``serial``): its form."""
+    menu = await hass.config_entries.subentries.async_init((entry.entry_id, SUBENTRY_METER), context={"source": "user"})
+    assert menu["type"] is FlowResultType.MENU
+    assert menu["menu_options"] == ["tcp", "serial"]
+    return await hass.config_entries.subentries.async_configure(menu["flow_id"], {"next_step_id": wiring})
 
 
 def energy(entry: MockConfigEntry) -> EnergyCoordinator:
@@ -150,7 +157,7 @@ async def test_meter_flow_refuses_a_device_that_does_not_answer(
 ) -> None:
     from tests.conftest import free_port
 
-    flow = await hass.config_entries.subentries.async_init((site.entry_id, SUBENTRY_METER), context={"source": "user"})
+    flow = await meter_flow(hass, site, "tcp")
     data = {"profile": "eastron_sdm630", "host": "127.0.0.1", "port": free_port(), "unit_id": 1, "role": "grid"}
     result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
     assert result["errors"] == {"base": "cannot_connect"}
@@ -162,7 +169,7 @@ async def test_meter_flow_refuses_a_device_that_does_not_answer(
     result = await hass.config_entries.subentries.async_configure(flow["flow_id"], {**data, "port": sdm630.port})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     # A second grid meter, or the same device twice, is refused.
-    again = await hass.config_entries.subentries.async_init((site.entry_id, SUBENTRY_METER), context={"source": "user"})
+    again = await meter_flow(hass, site, "tcp")
     result = await hass.config_entries.subentries.async_configure(again["flow_id"], {**data, "port": sdm630.port})
     assert result["errors"] == {"base": "meter_exists"}
     result = await hass.config_entries.subentries.async_configure(
@@ -174,3 +181,59 @@ async def test_meter_flow_refuses_a_device_that_does_not_answer(
     hass.config_entries.async_remove_subentry(site, meter_id)
     await hass.async_block_till_done()
     assert site.runtime_data.meters == {}
+
+
+async def test_modbus_rtu_on_a_serial_port_and_through_a_gateway(
+    hass: HomeAssistant, site: MockConfigEntry, socket_enabled: None
+) -> None:
+    """RTU on a serial line (here pyserial's socket:// URL to an RTU server) and RTU frames over TCP."""
+    serial_meter = ProfileSimulator(load_profile("eastron_sdm120"), {"power_w": 1500.0}, rtu_framing=True, unit_id=7)
+    gateway_meter = ProfileSimulator(load_profile("eastron_sdm630"), {"power_w": 2500.0}, rtu_framing=True, unit_id=3)
+    async with serial_meter, gateway_meter:
+        form = await meter_flow(hass, site, "serial")
+        assert form["step_id"] == "serial"
+        data = {
+            "name": "Heat pump",
+            "profile": "eastron_sdm120",
+            "serial_port": f"socket://127.0.0.1:{serial_meter.port}",
+            "baudrate": "19200",
+            "parity": "even",
+            "stopbits": "1",
+            "bytesize": "8",
+            "unit_id": 8,  # the wrong address: the port opens, but no device answers as the profile says
+            "role": "other",
+        }
+        result = await hass.config_entries.subentries.async_configure(form["flow_id"], data)
+        assert result["errors"] == {"base": "invalid_response"}
+        result = await hass.config_entries.subentries.async_configure(form["flow_id"], {**data, "unit_id": 7})
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"] == {
+            "profile": "eastron_sdm120",
+            "serial_port": f"socket://127.0.0.1:{serial_meter.port}",
+            "baudrate": 19200,
+            "parity": "E",
+            "stopbits": 1,
+            "bytesize": 8,
+            "unit_id": 7,
+            "role": "other",
+        }
+        form = await meter_flow(hass, site, "tcp")
+        result = await hass.config_entries.subentries.async_configure(
+            form["flow_id"],
+            {
+                "name": "Car park board",
+                "profile": "eastron_sdm630",
+                "host": "127.0.0.1",
+                "port": gateway_meter.port,
+                "unit_id": 3,
+                "role": "other",
+                "rtu_over_tcp": True,
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        for meter in site.runtime_data.meters.values():
+            await meter.async_refresh()
+        await hass.async_block_till_done()
+        assert float(state_of(hass, "sensor.heat_pump_power")) == pytest.approx(1500)
+        assert float(state_of(hass, "sensor.car_park_board_power")) == pytest.approx(2500)
