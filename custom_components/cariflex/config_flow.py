@@ -26,6 +26,9 @@ from .compat import vol
 from .const import (
     BAUDRATES,
     CONF_AUTH_MODE,
+    CONF_BATTERY_FOR_EV,
+    CONF_BATTERY_POWER_ENTITY,
+    CONF_BATTERY_SOC_ENTITY,
     CONF_BAUDRATE,
     CONF_BOARD,
     CONF_BOARD_CURRENT,
@@ -35,6 +38,8 @@ from .const import (
     CONF_CERTFILE,
     CONF_CHARGER_ID,
     CONF_EMS_STRATEGY,
+    CONF_GENSET_ENTITY,
+    CONF_GENSET_POWER,
     CONF_GRID_POWER_ENTITY,
     CONF_HEARTBEAT_INTERVAL,
     CONF_HOST,
@@ -52,6 +57,7 @@ from .const import (
     CONF_PORT,
     CONF_PRIORITY,
     CONF_PROFILE,
+    CONF_PV_POWER_ENTITY,
     CONF_ROLE,
     CONF_RTU_FRAMING,
     CONF_SERIAL_PORT,
@@ -218,6 +224,22 @@ def _ems_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
         vol.Required(
             CONF_EMS_STRATEGY, default=defaults.get(CONF_EMS_STRATEGY, Strategy.EQUAL.value)
         ): STRATEGY_SELECTOR,
+        vol.Optional(
+            CONF_PV_POWER_ENTITY, description={"suggested_value": defaults.get(CONF_PV_POWER_ENTITY)}
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor", device_class="power")),
+        vol.Optional(
+            CONF_BATTERY_POWER_ENTITY, description={"suggested_value": defaults.get(CONF_BATTERY_POWER_ENTITY)}
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor", device_class="power")),
+        vol.Optional(
+            CONF_BATTERY_SOC_ENTITY, description={"suggested_value": defaults.get(CONF_BATTERY_SOC_ENTITY)}
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor", device_class="battery")),
+        vol.Required(CONF_BATTERY_FOR_EV, default=defaults.get(CONF_BATTERY_FOR_EV, False)): bool,
+        vol.Optional(CONF_GENSET_ENTITY, description={"suggested_value": defaults.get(CONF_GENSET_ENTITY)}): (
+            selector.EntitySelector(selector.EntitySelectorConfig(domain=["binary_sensor", "input_boolean", "switch"]))
+        ),
+        vol.Optional(CONF_GENSET_POWER, description={"suggested_value": defaults.get(CONF_GENSET_POWER)}): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=100_000)
+        ),
     }
 
 

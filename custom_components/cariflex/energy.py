@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 import logging
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, UnitOfPower
+from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN, UnitOfPower
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.debounce import Debouncer
@@ -26,12 +27,17 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .const import (
+    CONF_BATTERY_FOR_EV,
+    CONF_BATTERY_POWER_ENTITY,
+    CONF_BATTERY_SOC_ENTITY,
     CONF_BOARD,
     CONF_BOARD_CURRENT,
     CONF_BOARD_METER,
     CONF_BOARD_POWER,
     CONF_EMS_CYCLE,
     CONF_EMS_STRATEGY,
+    CONF_GENSET_ENTITY,
+    CONF_GENSET_POWER,
     CONF_GRID_POWER_ENTITY,
     CONF_MAIN_BREAKER,
     CONF_METER_FALLBACK,
@@ -40,6 +46,7 @@ from .const import (
     CONF_PHASE,
     CONF_PHASES,
     CONF_PRIORITY,
+    CONF_PV_POWER_ENTITY,
     CONF_SUBSCRIBED_POWER,
     CONF_VOLTAGE,
     DEFAULT_EMS_CYCLE,
@@ -49,10 +56,13 @@ from .const import (
     DEFAULT_VOLTAGE,
     DOMAIN,
     METER_TIMEOUT_S,
+    ROLE_BATTERY,
+    ROLE_PV,
 )
 from .ems.allocator import Session as EmsSession, Strategy
 from .ems.regulator import Regulator, RegulatorConfig, RegulatorResult
 from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, SiteTree, per_phase
+from .modbus import Quantity
 from .ocpp.model import Connector
 
 if TYPE_CHECKING:
@@ -62,8 +72,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 SITE_NODE = "site"
-RAMP_DELAY_S = 3.0
-OFFLINE_GRACE_S = 300.0  # how long a charger that dropped off while charging is assumed to still draw  # how long cars take to follow a lower setpoint before others may go up
+RAMP_DELAY_S = 3.0  # how long cars take to follow a lower setpoint before others may go up
+OFFLINE_GRACE_S = 300.0  # how long a charger that dropped off while charging is assumed to still draw
 _PHASE_KEYS = ("L1", "L2", "L3")
 _KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
 
@@ -102,6 +112,21 @@ class EmsStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SiteInputs:
+    """The site's other measurements in one cycle (None: not configured or no value).
+
+    Each comes from the Home Assistant entity chosen in the options or, when none is chosen,
+    from the Modbus device with the matching role. ``battery_w`` is positive while the
+    battery discharges into the site.
+    """
+
+    pv_w: float | None = None
+    battery_w: float | None = None
+    battery_soc: float | None = None
+    genset_running: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EnergyState:
     """What the entities show after a cycle."""
 
@@ -109,6 +134,7 @@ class EnergyState:
     status: EmsStatus
     result: RegulatorResult | None = None
     meter_w: float | None = None
+    inputs: SiteInputs = SiteInputs()
 
     def setpoint(self, session_id: str) -> float | None:
         """The current given to one session (None when it has none)."""
@@ -128,13 +154,21 @@ def session_id(charger_id: str, connector_id: int) -> str:
     return f"{charger_id}/{connector_id}"
 
 
-def read_power_w(state: State | None) -> float | None:
-    """A power sensor's value in W (kW converted), None when it has no number."""
+def read_number(state: State | None) -> float | None:
+    """A sensor's numeric value, None when it has none (unavailable, unknown, not a number)."""
     if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
         return None
     try:
         value = float(state.state)
     except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_power_w(state: State | None) -> float | None:
+    """A power sensor's value in W (kW converted), None when it has no number."""
+    value = read_number(state)
+    if value is None or state is None:
         return None
     unit = state.attributes.get("unit_of_measurement")
     return value * 1000 if unit in _KW_UNITS else value
@@ -232,7 +266,8 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         now = dt_util.utcnow().timestamp()
         connectors = self._active_connectors()
         meter_w, measured_at = self._grid_meter()
-        tree = self._tree(connectors, meter_w, measured_at)
+        inputs = self.site_inputs()
+        tree = self._tree(connectors, meter_w, measured_at, inputs)
         sessions = [self._session(coordinator, connector) for coordinator, connector in connectors]
         wanted = {session.id for session in sessions}
         for known in list(self.regulator.state):
@@ -248,7 +283,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         delay = RAMP_DELAY_S if decreases else 0.0
         for changed in result.changed:
             self._send(changed, result.setpoint(changed), connectors, 0.0 if changed in decreases else delay)
-        return EnergyState(self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w)
+        return EnergyState(self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w, inputs)
 
     @staticmethod
     def _lowers(result: RegulatorResult, key: str) -> bool:
@@ -301,19 +336,63 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             return None, None
         return value, reported_at(state)
 
+    # ------------------------------------------------------------ inputs
+    def site_inputs(self) -> SiteInputs:
+        """PV, battery and generator, from the chosen entities or the Modbus devices' roles."""
+        pv = self._power_input(CONF_PV_POWER_ENTITY, ROLE_PV, Quantity.PV_POWER_W, Quantity.POWER_W)
+        battery = self._power_input(CONF_BATTERY_POWER_ENTITY, ROLE_BATTERY, Quantity.BATTERY_POWER_W)
+        soc: float | None = None
+        if entity_id := self.runtime.setting(CONF_BATTERY_SOC_ENTITY):
+            soc = read_number(self.hass.states.get(entity_id))
+        elif (device := self.runtime.meter_with_role(ROLE_BATTERY)) is not None and device.data is not None:
+            soc = device.data.get(Quantity.SOC_PERCENT)
+        genset = False
+        if entity_id := self.runtime.setting(CONF_GENSET_ENTITY):
+            state = self.hass.states.get(entity_id)
+            genset = state is not None and state.state == STATE_ON
+        return SiteInputs(pv_w=pv, battery_w=battery, battery_soc=soc, genset_running=genset)
+
+    def _power_input(self, option: str, role: str, *quantities: Quantity) -> float | None:
+        if entity_id := self.runtime.setting(option):
+            return read_power_w(self.hass.states.get(entity_id))
+        device = self.runtime.meter_with_role(role)
+        if device is None or device.data is None or not device.last_update_success:
+            return None
+        return next((value for q in quantities if (value := device.data.get(q)) is not None), None)
+
     def _tree(
-        self, connectors: list[tuple[ChargerCoordinator, Connector]], meter_w: float | None, measured_at: float | None
+        self,
+        connectors: list[tuple[ChargerCoordinator, Connector]],
+        meter_w: float | None,
+        measured_at: float | None,
+        inputs: SiteInputs | None = None,
     ) -> SiteTree:
+        inputs = inputs or SiteInputs()
         phases = self.phases
-        limit = self._per_phase(self.breaker_a)
+        breaker_a, max_power_w = self.breaker_a, self.subscribed_power_w
+        genset_kw = self.runtime.setting(CONF_GENSET_POWER)
+        if inputs.genset_running and genset_kw:
+            # On the generator: its power is the site's limit (island grids, grid outages).
+            max_power_w = float(genset_kw) * 1000
+            breaker_a = min(breaker_a, round(max_power_w / self.voltage / phases, 1))
+        limit = self._per_phase(breaker_a)
         measured: PerPhase | None = None
         production: PerPhase | None = None
         has_meter = self.has_meter
+        battery_w = max(inputs.battery_w or 0.0, 0.0)
+        battery_for_ev = bool(self.runtime.setting(CONF_BATTERY_FOR_EV, False))
         if meter_w is not None:
+            # The meter sees the battery's discharge as less import: unless the user lets the
+            # battery feed the cars, count it back as load so the cars do not drain it.
+            extra = 0.0 if battery_for_ev else battery_w
             measured, production = split_net_load(
-                self._per_phase(meter_w / self.voltage / phases),
+                self._per_phase((meter_w + extra) / self.voltage / phases),
                 (self._draw(connector) for _coordinator, connector in connectors),
             )
+        elif inputs.pv_w is not None or (battery_for_ev and battery_w):
+            # No grid meter: the production that is measured is what the cars may add to the limit.
+            produced = max(inputs.pv_w or 0.0, 0.0) + (battery_w if battery_for_ev else 0.0)
+            production = self._per_phase(produced / self.voltage / phases)
         fallback_w = float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0)
         boards = self.runtime.boards()
         reserved = self._offline_reserved(boards)
@@ -322,7 +401,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             id=SITE_NODE,
             kind=NodeKind.MAIN_BOARD,
             max_current_a=limit,
-            max_power_w=self.subscribed_power_w,
+            max_power_w=max_power_w,
             measured_load=measured,
             production=production,
             measured_at=measured_at if measured is not None else (0.0 if has_meter else None),

@@ -345,7 +345,11 @@ class CariflexRuntime:
 
     def grid_meter(self) -> MeterCoordinator | None:
         """The Modbus device measuring the grid connection, if any."""
-        return next((meter for meter in self.meters.values() if meter.role == ROLE_GRID), None)
+        return self.meter_with_role(ROLE_GRID)
+
+    def meter_with_role(self, role: str) -> MeterCoordinator | None:
+        """The first Modbus device with ``role`` (grid, pv, battery), if any."""
+        return next((meter for meter in self.meters.values() if meter.role == role), None)
 
     async def async_sync_meters(self) -> None:
         """Bring the Modbus devices in line with the meter sub-entries (one sync at a time)."""

@@ -412,7 +412,13 @@ async def test_options_flow_stores_values_and_reloads_with_new_policy(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     # The energy manager's settings take their defaults (no meter, equal share).
-    assert dict(site.options) == {**new, CONF_PHASES: 1, "meter_fallback_w": 0.0, "ems_strategy": "equal"}
+    assert dict(site.options) == {
+        **new,
+        CONF_PHASES: 1,
+        "meter_fallback_w": 0.0,
+        "ems_strategy": "equal",
+        "battery_for_ev": False,
+    }
     assert site.data[CONF_WS_PORT] == ws_port  # options never touch the data
     assert site.state is ConfigEntryState.LOADED
     runtime = site.runtime_data

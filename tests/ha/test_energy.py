@@ -281,3 +281,82 @@ async def test_a_meter_that_stops_reporting_is_stale_after_a_minute(
     await wait_for(lambda: cp1.connectors[1].limit_a == 21)  # fallback 6.9 kW
     assert state_of(hass, "sensor.test_site_energy_manager_status") == "fallback"
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"meter_unavailable_{ems_site.entry_id}") is not None
+
+
+async def inputs_site(hass: HomeAssistant, ws_port: int, **options: Any) -> MockConfigEntry:
+    """A 3-phase site (32 A breaker, 22 kW) with two chargers, the given EMS options, the EMS on."""
+    entry = site_entry(
+        ws_port,
+        chargers={"CP1": {}, "CP2": {}},
+        options={"subscribed_power_kw": 22.0, "main_breaker_a": 32.0, **options},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await energy(entry).async_set_mode(EmsMode.ON)
+    return entry
+
+
+def power(hass: HomeAssistant, entity_id: str, watts: float) -> None:
+    hass.states.async_set(entity_id, str(watts), {"unit_of_measurement": "W", "device_class": "power"})
+
+
+async def test_home_battery_is_not_drained_by_the_cars_and_the_generator_limits_the_site(
+    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+) -> None:
+    power(hass, METER, 2300)
+    power(hass, "sensor.battery_power", 2300)  # discharging into the house
+    hass.states.async_set("sensor.battery_soc", "64", {"unit_of_measurement": "%", "device_class": "battery"})
+    hass.states.async_set("binary_sensor.genset", "off")
+    entry = await inputs_site(
+        hass,
+        ws_port,
+        grid_power_entity=METER,
+        battery_power_entity="sensor.battery_power",
+        battery_soc_entity="sensor.battery_soc",
+        genset_entity="binary_sensor.genset",
+        genset_power_kw=9.0,
+    )
+    cp1 = await charging(chargers, "CP1")
+    cp2 = await charging(chargers, "CP2")
+    await cycle(hass, entry)
+    # The battery's 2.3 kW count as load: 22 kW - 4.6 kW = 25 A for the cars (not 28 A).
+    await wait_for(lambda: (cp1.connectors[1].limit_a or 0) + (cp2.connectors[1].limit_a or 0) == 25, timeout=10)
+    inputs = energy(entry).data.inputs
+    assert (inputs.battery_w, inputs.battery_soc, inputs.genset_running) == (2300, 64, False)
+
+    # The grid fails, the generator starts: 9 kW for everything. 13 A per phase - 6.7 A of load:
+    # room for one car at its 6 A minimum; the other waits at 0 A rather than both starving.
+    hass.states.async_set("binary_sensor.genset", "on")
+    await cycle(hass, entry)
+    await wait_for(lambda: sorted([cp1.connectors[1].limit_a or 0, cp2.connectors[1].limit_a or 0]) == [0, 6])
+    assert energy(entry).data.inputs.genset_running
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_without_a_grid_meter_measured_pv_and_an_allowed_battery_add_to_the_limit(
+    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+) -> None:
+    power(hass, "sensor.pv_power", 6900)
+    power(hass, "sensor.battery_power", 0)
+    entry = await inputs_site(
+        hass,
+        ws_port,
+        meter_fallback_w=2300.0,
+        pv_power_entity="sensor.pv_power",
+        battery_power_entity="sensor.battery_power",
+        battery_for_ev=True,
+    )
+    cp1 = await charging(chargers, "CP1")
+    cp2 = await charging(chargers, "CP2")
+    await cycle(hass, entry)
+    # 22 kW - 2.3 kW of estimated load + 6.9 kW of PV = 38 A for the cars.
+    await wait_for(lambda: cp1.connectors[1].limit_a == 19 and cp2.connectors[1].limit_a == 19, timeout=10)
+    power(hass, "sensor.pv_power", 0)
+    power(hass, "sensor.battery_power", 2300)  # the sun sets; the battery may feed the cars
+    await cycle(hass, entry)
+    await wait_for(lambda: (cp1.connectors[1].limit_a or 0) + (cp2.connectors[1].limit_a or 0) == 31, timeout=10)
+    power(hass, "sensor.battery_power", 0)
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 14 and cp2.connectors[1].limit_a == 14, timeout=10)
+    await hass.config_entries.async_unload(entry.entry_id)

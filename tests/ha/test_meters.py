@@ -237,3 +237,33 @@ async def test_modbus_rtu_on_a_serial_port_and_through_a_gateway(
         await hass.async_block_till_done()
         assert float(state_of(hass, "sensor.heat_pump_power")) == pytest.approx(1500)
         assert float(state_of(hass, "sensor.car_park_board_power")) == pytest.approx(2500)
+
+
+async def test_pv_and_battery_devices_feed_the_energy_managers_inputs(
+    hass: HomeAssistant, modbus_site: MockConfigEntry
+) -> None:
+    inverter = ProfileSimulator(load_profile("sunspec"), {"pv_power_w": 4200.0}, sunspec_models=[1, 103])
+    battery = ProfileSimulator(load_profile("huawei_sun2000"), {"battery_power_w": -1500.0, "soc_percent": 81.0})
+    async with inverter, battery:
+        for name, sim, role in (("Roof PV", inverter, "pv"), ("Home battery", battery, "battery")):
+            form = await meter_flow(hass, modbus_site, "tcp")
+            result = await hass.config_entries.subentries.async_configure(
+                form["flow_id"],
+                {
+                    "name": name,
+                    "profile": sim.profile.id,
+                    "host": "127.0.0.1",
+                    "port": sim.port,
+                    "unit_id": sim.unit_id,
+                    "role": role,
+                },
+            )
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        for meter in modbus_site.runtime_data.meters.values():
+            await meter.async_refresh()
+        inputs = energy(modbus_site).site_inputs()
+        assert inputs.pv_w == pytest.approx(4200)
+        assert inputs.battery_w == pytest.approx(-1500)  # charging
+        assert inputs.battery_soc == pytest.approx(81)
+        assert not inputs.genset_running
