@@ -1,0 +1,1 @@
+"""Tests of the signal sources (custom_components.cariflex.signals)."""
