@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 import errno
 import socket
 import ssl
@@ -28,6 +28,7 @@ from .const import (
     CONF_AUTH_MODE,
     CONF_BATTERY_FOR_EV,
     CONF_BATTERY_POWER_ENTITY,
+    CONF_BATTERY_PRIORITY_SOC,
     CONF_BATTERY_SOC_ENTITY,
     CONF_BAUDRATE,
     CONF_BOARD,
@@ -37,6 +38,7 @@ from .const import (
     CONF_BYTESIZE,
     CONF_CERTFILE,
     CONF_CHARGER_ID,
+    CONF_ECOWATT_ENTITY,
     CONF_EMS_STRATEGY,
     CONF_GENSET_ENTITY,
     CONF_GENSET_POWER,
@@ -48,6 +50,8 @@ from .const import (
     CONF_MAX_CURRENT,
     CONF_METER_FALLBACK,
     CONF_MIN_CURRENT,
+    CONF_OFFPEAK_ENTITY,
+    CONF_OFFPEAK_SCHEDULE,
     CONF_PARENT,
     CONF_PARITY,
     CONF_PASSWORD,
@@ -57,18 +61,32 @@ from .const import (
     CONF_PORT,
     CONF_PRIORITY,
     CONF_PROFILE,
+    CONF_PV_DISABLE_DELAY,
+    CONF_PV_ENABLE_DELAY,
     CONF_PV_POWER_ENTITY,
+    CONF_PV_RESERVE,
     CONF_ROLE,
     CONF_RTU_FRAMING,
     CONF_SERIAL_PORT,
     CONF_SITE_NAME,
     CONF_STOPBITS,
     CONF_SUBSCRIBED_POWER,
+    CONF_TEMPO_ENTITY,
     CONF_UNIT_ID,
     CONF_UNKNOWN_CHARGERS,
     CONF_VOLTAGE,
     CONF_WS_PORT,
     CONF_WSS_PORT,
+    CONF_ZNI_API_KEY,
+    CONF_ZNI_DATASET,
+    CONF_ZNI_ENABLED,
+    CONF_ZNI_ENTITY,
+    CONF_ZNI_FRACTION,
+    CONF_ZNI_MAX_SESSIONS,
+    CONF_ZNI_SAFE_DEFAULT,
+    CONF_ZNI_TIME_FIELD,
+    CONF_ZNI_URL,
+    CONF_ZNI_VALUE_FIELD,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CURRENT,
     DEFAULT_MIN_CURRENT,
@@ -91,6 +109,7 @@ from .meters import async_load_profile, make_device
 from .modbus import ModbusConnectionError, ModbusError, available_profiles
 from .ocpp.server import build_ssl_context
 from .ocpp.site import UnknownChargerPolicy, hash_password
+from .signals import ScheduleError, parse_schedule
 
 CONNECTION_KEYS = (CONF_WS_PORT, CONF_WSS_PORT, CONF_CERTFILE, CONF_KEYFILE)
 PORT = vol.All(vol.Coerce(int), vol.Range(min=0, max=65535))
@@ -392,18 +411,137 @@ class CariflexConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class CariflexOptionsFlow(OptionsFlow):
-    """Site options: unknown chargers, badges, grid connection, heartbeat."""
+    """Site options, in four pages: the site and its meters, PV surplus, the ZNI signal, tariffs."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """The only step."""
+        """Which settings to change."""
+        return self.async_show_menu(step_id="init", menu_options=["site", "pv", "zni", "tariffs"])
+
+    def _save(self, values: dict[str, Any], keys: Iterable[str]) -> ConfigFlowResult:
+        """The options with this page's ``keys`` replaced by ``values`` (an emptied field is removed)."""
+        options = {key: value for key, value in self.config_entry.options.items() if key not in keys}
+        options.update({key: value for key, value in values.items() if value not in (None, "")})
+        return self.async_create_entry(data=options)
+
+    async def async_step_site(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Unknown chargers, badges, the grid connection and the energy manager's inputs."""
+        schema = vol.Schema(
+            {
+                **_site_options_schema(dict(self.config_entry.options)),
+                **_ems_options_schema(dict(self.config_entry.options)),
+            }
+        )
         if user_input is not None:
             _data, options = _split(user_input)
-            return self.async_create_entry(data=options)
-        defaults = dict(self.config_entry.options)
+            return self._save(options, [str(key) for key in schema.schema])
+        return self.async_show_form(step_id="site", data_schema=schema)
+
+    async def async_step_pv(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """PV surplus: the reserve kept for the site, start and stop delays, the home battery."""
+        schema = vol.Schema(_pv_options_schema(dict(self.config_entry.options)))
+        if user_input is not None:
+            return self._save(user_input, [str(key) for key in schema.schema])
+        return self.async_show_form(step_id="pv", data_schema=schema)
+
+    async def async_step_zni(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The EDF-SEI grid signal of island grids: its source, the cap it imposes, the safe default."""
+        schema = vol.Schema(_zni_options_schema(dict(self.config_entry.options)))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            remote = [user_input.get(key) for key in (CONF_ZNI_URL, CONF_ZNI_DATASET)]
+            if user_input.get(CONF_ZNI_ENABLED) and not user_input.get(CONF_ZNI_ENTITY) and not all(remote):
+                errors["base"] = "zni_no_source"
+            elif any(remote) and not all(remote):
+                errors["base"] = "zni_incomplete_source"
+            else:
+                return self._save(user_input, [str(key) for key in schema.schema])
         return self.async_show_form(
-            step_id="init",
-            data_schema=vol.Schema({**_site_options_schema(defaults), **_ems_options_schema(defaults)}),
+            step_id="zni", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
+
+    async def async_step_tariffs(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Off-peak hours (a schedule or an entity), Tempo day colour, EcoWatt level."""
+        schema = vol.Schema(_tariff_options_schema(dict(self.config_entry.options)))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            text = str(user_input.get(CONF_OFFPEAK_SCHEDULE) or "").strip()
+            try:
+                if text:
+                    parse_schedule(text)
+            except ScheduleError:
+                errors[CONF_OFFPEAK_SCHEDULE] = "invalid_schedule"
+            else:
+                return self._save({**user_input, CONF_OFFPEAK_SCHEDULE: text}, [str(key) for key in schema.schema])
+        return self.async_show_form(
+            step_id="tariffs", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
+        )
+
+
+def _suggested(defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {"suggested_value": defaults.get(key)}
+
+
+def _pv_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    return {
+        vol.Required(CONF_PV_RESERVE, default=defaults.get(CONF_PV_RESERVE, 0)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=100_000)
+        ),
+        vol.Required(CONF_PV_ENABLE_DELAY, default=defaults.get(CONF_PV_ENABLE_DELAY, 60)): vol.All(
+            vol.Coerce(int), vol.Range(min=0, max=3600)
+        ),
+        vol.Required(CONF_PV_DISABLE_DELAY, default=defaults.get(CONF_PV_DISABLE_DELAY, 180)): vol.All(
+            vol.Coerce(int), vol.Range(min=0, max=3600)
+        ),
+        vol.Required(CONF_BATTERY_PRIORITY_SOC, default=defaults.get(CONF_BATTERY_PRIORITY_SOC, 100)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=100)
+        ),
+    }
+
+
+def _zni_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    return {
+        vol.Required(CONF_ZNI_ENABLED, default=defaults.get(CONF_ZNI_ENABLED, False)): bool,
+        vol.Optional(CONF_ZNI_ENTITY, description=_suggested(defaults, CONF_ZNI_ENTITY)): selector.EntitySelector(
+            selector.EntitySelectorConfig(domain=["binary_sensor", "sensor", "input_boolean", "input_number"])
+        ),
+        vol.Required(CONF_ZNI_FRACTION, default=defaults.get(CONF_ZNI_FRACTION, 50)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=100)
+        ),
+        vol.Optional(CONF_ZNI_MAX_SESSIONS, description=_suggested(defaults, CONF_ZNI_MAX_SESSIONS)): vol.All(
+            vol.Coerce(int), vol.Range(min=0, max=10_000)
+        ),
+        vol.Required(
+            CONF_ZNI_SAFE_DEFAULT, default=str(defaults.get(CONF_ZNI_SAFE_DEFAULT, 0))
+        ): selector.SelectSelector(
+            selector.SelectSelectorConfig(options=["0", "1"], translation_key=CONF_ZNI_SAFE_DEFAULT)
+        ),
+        vol.Optional(CONF_ZNI_URL, description=_suggested(defaults, CONF_ZNI_URL)): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+        ),
+        vol.Optional(CONF_ZNI_DATASET, description=_suggested(defaults, CONF_ZNI_DATASET)): str,
+        vol.Optional(CONF_ZNI_API_KEY, description=_suggested(defaults, CONF_ZNI_API_KEY)): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+        ),
+        vol.Required(CONF_ZNI_TIME_FIELD, default=defaults.get(CONF_ZNI_TIME_FIELD, "horodate")): str,
+        vol.Required(CONF_ZNI_VALUE_FIELD, default=defaults.get(CONF_ZNI_VALUE_FIELD, "signal")): str,
+    }
+
+
+def _tariff_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    return {
+        vol.Optional(CONF_OFFPEAK_SCHEDULE, description=_suggested(defaults, CONF_OFFPEAK_SCHEDULE)): str,
+        vol.Optional(
+            CONF_OFFPEAK_ENTITY, description=_suggested(defaults, CONF_OFFPEAK_ENTITY)
+        ): selector.EntitySelector(
+            selector.EntitySelectorConfig(domain=["binary_sensor", "input_boolean", "schedule"])
+        ),
+        vol.Optional(CONF_TEMPO_ENTITY, description=_suggested(defaults, CONF_TEMPO_ENTITY)): selector.EntitySelector(
+            selector.EntitySelectorConfig(domain=["sensor", "input_select", "select"])
+        ),
+        vol.Optional(
+            CONF_ECOWATT_ENTITY, description=_suggested(defaults, CONF_ECOWATT_ENTITY)
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain=["sensor", "input_select", "input_number"])),
+    }
 
 
 class ChargerSubentryFlow(ConfigSubentryFlow):

@@ -394,8 +394,10 @@ async def test_options_flow_stores_values_and_reloads_with_new_policy(
 ) -> None:
     old_runtime = site.runtime_data
     result = await hass.config_entries.options.async_init(site.entry_id)
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["site", "pv", "zni", "tariffs"]
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {"next_step_id": "site"})
+    assert result["step_id"] == "site"
     defaults = form_defaults(result)
     assert defaults[CONF_UNKNOWN_CHARGERS] == "accept"
     assert defaults[CONF_PHASES] == "3"
@@ -692,3 +694,49 @@ async def test_discovery_confirmed_after_the_site_was_removed(hass: HomeAssistan
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "site_not_found"
+
+
+async def options_page(hass: HomeAssistant, entry: MockConfigEntry, page: str, values: dict[str, Any]) -> Any:
+    """Open the site options, pick ``page`` and submit ``values``."""
+    menu = await hass.config_entries.options.async_init(entry.entry_id)
+    form = await hass.config_entries.options.async_configure(menu["flow_id"], {"next_step_id": page})
+    assert form["step_id"] == page
+    result = await hass.config_entries.options.async_configure(form["flow_id"], values)
+    await hass.async_block_till_done()
+    return result
+
+
+async def test_strategy_option_pages_keep_the_other_pages_and_check_their_sources(
+    hass: HomeAssistant, site: MockConfigEntry
+) -> None:
+    before = dict(site.options)
+    result = await options_page(hass, site, "pv", {"pv_reserve_w": 300, "pv_enable_delay_s": 90})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site.options["pv_reserve_w"] == 300
+    assert site.options["pv_enable_delay_s"] == 90
+    assert site.options["pv_disable_delay_s"] == 180
+    assert {key: site.options[key] for key in before} == before  # the site page is untouched
+
+    # ZNI: on without a source, or half a portal, is refused; an entity is enough.
+    result = await options_page(hass, site, "zni", {"zni_enabled": True})
+    assert result["errors"] == {"base": "zni_no_source"}
+    result = await options_page(hass, site, "zni", {"zni_enabled": True, "zni_base_url": "https://odp.example"})
+    assert result["errors"] == {"base": "zni_incomplete_source"}
+    result = await options_page(hass, site, "zni", {"zni_enabled": True, "zni_entity": "input_boolean.edf_signal"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site.options["zni_entity"] == "input_boolean.edf_signal"
+    assert site.options["zni_fraction"] == 50
+    assert site.options["zni_safe_default"] == "0"
+    assert site.options["pv_reserve_w"] == 300  # the PV page is untouched
+
+    # Tariffs: a schedule that cannot be read is refused with the field named.
+    result = await options_page(hass, site, "tariffs", {"offpeak_schedule": "every night"})
+    assert result["errors"] == {"offpeak_schedule": "invalid_schedule"}
+    result = await options_page(
+        hass, site, "tariffs", {"offpeak_schedule": " lun-ven 22:00-06:00; sam,dim 00:00-24:00 "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site.options["offpeak_schedule"] == "lun-ven 22:00-06:00; sam,dim 00:00-24:00"
+    # Emptying a field removes it.
+    result = await options_page(hass, site, "tariffs", {"offpeak_schedule": ""})
+    assert "offpeak_schedule" not in site.options
