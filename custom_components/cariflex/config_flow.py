@@ -449,10 +449,10 @@ class CariflexOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             remote = [user_input.get(key) for key in (CONF_ZNI_URL, CONF_ZNI_DATASET)]
-            if user_input.get(CONF_ZNI_ENABLED) and not user_input.get(CONF_ZNI_ENTITY) and not all(remote):
-                errors["base"] = "zni_no_source"
-            elif any(remote) and not all(remote):
+            if any(remote) and not all(remote):
                 errors["base"] = "zni_incomplete_source"
+            elif user_input.get(CONF_ZNI_ENABLED) and not user_input.get(CONF_ZNI_ENTITY) and not all(remote):
+                errors["base"] = "zni_no_source"
             else:
                 return self._save(user_input, [str(key) for key in schema.schema])
         return self.async_show_form(
@@ -467,7 +467,7 @@ class CariflexOptionsFlow(OptionsFlow):
             text = str(user_input.get(CONF_OFFPEAK_SCHEDULE) or "").strip()
             try:
                 if text:
-                    parse_schedule(text)
+                    parse_schedule(text, self.hass.config.time_zone)
             except ScheduleError:
                 errors[CONF_OFFPEAK_SCHEDULE] = "invalid_schedule"
             else:
