@@ -31,10 +31,28 @@ last cycle); the energy delivered against the energy requested; the fairness (Ja
 delivered/requested over the sessions); the setpoint messages sent (``RegulatorResult.changed``)
 and the compute time of a cycle.
 
+``--day`` picks the kind of day; the charging strategy (``ems/strategy.py``) runs before the
+regulator on the two strategy days, exactly as the Home Assistant side would call it:
+
+* ``standard`` (default): every session charges as fast as the site allows (no strategy);
+* ``pv-clouds``: a workplace with more PV than load and many passing clouds; sessions are in
+  the PV modes (``--pv-modes``: a mix of pv / min_pv / now by default), three-phase chargers
+  switch to one phase (``--no-phase-switching`` to forbid it). Reported: the PV
+  self-consumption (and the building's alone), the EV energy from PV, starts and stops per EV
+  and hour, phase switches;
+* ``zni``: the EDF-SEI grid signal of a ZNI site in 10-minute slots (0 at the morning and
+  evening peaks and in a few random slots, plus a 30-minute outage of the feed while the
+  published value is 1); each charger is capped at ``--zni-fraction`` of its nominal power in
+  the 0 slots (announced changes are applied 30 s early). Reported: the energy charged in the
+  0 slots, and whether any charger ever drew more than its cap in a 0 slot (second by second,
+  and per slot).
+
 ``--scale N`` instead times cycles for N chargers in a 3-level tree (1 TGBT -> 10 TD -> N/10
 groups of 10 chargers) with random loads and sessions coming and going.
 
     python -m benchmarks.ems_sim --sessions 30 --seed 1 --cycle 5
+    python -m benchmarks.ems_sim --day pv-clouds
+    python -m benchmarks.ems_sim --day zni --zni-max-sessions 6
     python -m benchmarks.ems_sim --scale 600
     python -m benchmarks.ems_sim --sessions 50 --json
 
@@ -65,6 +83,9 @@ from custom_components.cariflex.ems import (
     SiteTree,
     Strategy,
 )
+from custom_components.cariflex.ems.pv import ChargeMode, PvConfig
+from custom_components.cariflex.ems.strategy import SessionSettings, SiteInputs, StrategyConfig, StrategyEngine
+from custom_components.cariflex.ems.zni import ZniConfig
 
 VOLTAGE_V = 230.0
 DAY_S = 86_400
@@ -76,6 +97,22 @@ TAPER_FLOOR = 0.25
 """...down to TAPER_FLOOR of its maximum current."""
 OVER_TOL_A = 1e-6
 """Float noise tolerated before a node counts as above its limit."""
+DAYS = ("standard", "pv-clouds", "zni")
+PV_MODE_CHOICES = ("mix", "pv", "min_pv", "now")
+PV_MODE_MIX: tuple[tuple[ChargeMode, float], ...] = (
+    (ChargeMode.PV, 0.5),
+    (ChargeMode.MIN_PV, 0.3),
+    (ChargeMode.NOW, 0.2),
+)
+ZNI_SLOT_S = 600
+"""The EDF-SEI signal's time step."""
+ZNI_ANTICIPATION_S = 30.0
+PRESETS: dict[str, dict[str, Any]] = {
+    "standard": {"sessions": 30, "pv_kw": 30.0, "base_kw": 14.0, "clouds_per_day": 18},
+    "pv-clouds": {"sessions": 12, "pv_kw": 36.0, "base_kw": 6.0, "clouds_per_day": 40},
+    "zni": {"sessions": 30, "pv_kw": 30.0, "base_kw": 14.0, "clouds_per_day": 18},
+}
+"""Per day, the values of the options left unset on the command line."""
 
 # ---------------------------------------------------------------------------------------------
 # Configuration and report
@@ -103,12 +140,39 @@ class DayConfig:
     deadband_a: float = 1.0
     hold_s: float = 60.0
     step_a: float = 0.1
+    day: str = "standard"
+    clouds_per_day: int = 18
+    pv_modes: str = "mix"
+    phase_switching: bool = True
+    zni_fraction: float = 0.5
+    zni_max_sessions: int | None = None
+    zni_anticipation_s: float = ZNI_ANTICIPATION_S
 
     def __post_init__(self) -> None:
         if self.cycle_s < 1 or self.duration_s < 1 or self.sessions < 0 or self.ramp_delay_s < 0:
             raise ValueError("cycle_s and duration_s must be >= 1, sessions and ramp_delay_s >= 0")
         if self.limit_factor <= 0:
             raise ValueError("limit_factor must be > 0")
+        if self.day not in DAYS or self.pv_modes not in PV_MODE_CHOICES:
+            raise ValueError(f"day must be one of {DAYS}, pv_modes one of {PV_MODE_CHOICES}")
+
+    @property
+    def uses_strategy(self) -> bool:
+        """Whether the charging strategy runs before the regulator."""
+        return self.day != "standard"
+
+    def strategy_config(self) -> StrategyConfig:
+        """The strategy's settings."""
+        return StrategyConfig(
+            voltage_v=VOLTAGE_V,
+            pv=PvConfig(),
+            zni=ZniConfig(
+                enabled=self.day == "zni",
+                fraction=self.zni_fraction,
+                max_sessions=self.zni_max_sessions,
+                anticipation_s=self.zni_anticipation_s,
+            ),
+        )
 
     def regulator(self) -> RegulatorConfig:
         """The regulator's settings."""
@@ -157,6 +221,9 @@ class SessionReport:
     requested_kwh: float
     delivered_kwh: float = 0.0
     setpoints_sent: int = 0
+    mode: str = "now"
+    transitions: int = 0
+    phase_switches: int = 0
 
 
 @dataclass(slots=True)
@@ -181,6 +248,55 @@ class Timing:
 
 
 @dataclass(slots=True)
+class PvDayReport:
+    """PV figures of a day (energies in kWh).
+
+    ``self_consumption``: share of the PV used on site (building + cars);
+    ``building_self_consumption``: what it would be without the cars; ``ev_from_pv_kwh``: car
+    energy covered by the PV left after the building. ``transitions_per_ev_hour``: starts and
+    stops of the PV-mode sessions per plugged hour (``..._max``: the worst session plugged for
+    at least an hour).
+    """
+
+    pv_kwh: float
+    exported_kwh: float
+    self_consumption: float
+    building_self_consumption: float
+    ev_kwh: float
+    ev_from_pv_kwh: float
+    transitions: int
+    transitions_per_ev_hour: float
+    transitions_per_ev_hour_max: float
+    phase_switches: int
+    by_mode: dict[str, dict[str, float]]
+
+
+@dataclass(slots=True)
+class ZniDayReport:
+    """ZNI figures of a day.
+
+    ``zero_slots``: published signal-0 slots; ``zero_slot_kwh``: energy charged in them;
+    ``over_cap_s`` / ``max_over_cap_w``: charger-seconds above the cap in a 0 slot and the worst
+    excess (0 means the cap always held); ``slots_over_cap``: (charger, slot) pairs whose mean
+    power exceeded the cap. ``outage_over_cap_s``: the same during the feed outage, where the
+    published signal is 1 but the safe default 0 applies once the loss is seen.
+    """
+
+    zero_slots: int
+    zero_slot_hours: float
+    zero_slot_kwh: float
+    day_kwh: float
+    over_cap_s: int
+    max_over_cap_w: float
+    slots_over_cap: int
+    max_power_to_cap: float
+    outage_s: int
+    outage_over_cap_s: int
+    evidence_entries: int
+    delayed_session_s: int
+
+
+@dataclass(slots=True)
 class DayReport:
     """The outcome of :func:`simulate`."""
 
@@ -202,6 +318,8 @@ class DayReport:
     cycle: Timing
     wall_s: float
     mode: Literal["day"] = "day"
+    pv: PvDayReport | None = None
+    zni: ZniDayReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -398,7 +516,7 @@ def pv_production(config: DayConfig, rng: random.Random) -> list[float]:
         if sunrise < hour < sunset:
             values[i] = peak * math.exp(-(((hour - noon) / sigma) ** 2) / 2)
     if config.clouds and config.pv_kw > 0:
-        for _ in range(max(1, round(18 * n / DAY_S))):
+        for _ in range(max(1, round(config.clouds_per_day * n / DAY_S))):
             hour = rng.uniform(sunrise + 1, sunset - 1)
             start = int(hour * 3600) - config.start_s if config.duration_s == DAY_S else int(rng.uniform(0, n))
             length = rng.randint(60, 600)
@@ -430,9 +548,23 @@ class _Car:
     path: tuple[int, ...] = ()
     applied: float = 0.0
     last_sent: float = 0.0
-    pending: list[tuple[int, float]] = field(default_factory=list)
+    pending: list[tuple[int, float, int]] = field(default_factory=list)
     delivered_wh: float = 0.0
     draw: float = 0.0
+    settings: SessionSettings = field(default_factory=SessionSettings)
+    phases: int = 3
+    """The phases the charger gives (1 once switched to one phase)."""
+    sent_phases: int = 3
+    charging: bool = False
+
+    def apply(self, value: float, phases: int) -> None:
+        """The charger now applies ``value`` A on ``phases`` phases."""
+        self.applied = value
+        if phases != self.phases:
+            self.phases = phases
+            self.draw_phases = (
+                _effective_phases(self.model, self.charger) if phases == 3 else (int(self.charger.phase),)
+            )
 
 
 def _arrival_departure(rng: random.Random, config: DayConfig) -> tuple[int, int] | None:
@@ -557,14 +689,41 @@ class _Sim:
                     need_wh=need_wh,
                     draw_phases=phases,
                     path=tuple(self.index[n] for n in self.tree.charger_path(charger.id)),
+                    phases=charger.phases,
+                    sent_phases=charger.phases,
                 )
             )
         self.regulator = Regulator(config.regulator())
+        self.engine = StrategyEngine(config.strategy_config()) if config.uses_strategy else None
+        self._assign_modes(random.Random(f"{config.seed}:modes"))
+        self.zni_published, self.zni_received = (
+            zni_schedule(config, random.Random(f"{config.seed}:zni")) if config.day == "zni" else ([], [])
+        )
+        self.evidence = 0
+        self.delayed_s = 0
+        self.pv_acc = dict.fromkeys(("pv", "export", "self", "building_self", "ev", "ev_pv"), 0.0)
+        self.zni_acc = {"zero_wh": 0.0, "day_wh": 0.0, "over_s": 0, "max_over_w": 0.0, "max_ratio": 0.0}
+        self.zni_acc.update({"outage_s": 0, "outage_over_s": 0})
+        self.slot_energy: dict[tuple[str, int], float] = {}
         self.cycle_times: list[float] = []
         self.setpoints_sent = 0
         self.pauses_sent = 0
         self.reserved_wh = 0.0
         self.unused_wh = {"car_full": 0.0, "phase_mismatch": 0.0, "below_setpoint": 0.0}
+
+    def _assign_modes(self, rng: random.Random) -> None:
+        """PV modes and phase switching of the sessions (pv-clouds day)."""
+        if self.config.day != "pv-clouds":
+            return
+        for car in self.cars:
+            if self.config.pv_modes == "mix":
+                mode = rng.choices([m for m, _ in PV_MODE_MIX], weights=[w for _, w in PV_MODE_MIX])[0]
+            else:
+                mode = ChargeMode(self.config.pv_modes)
+            car.settings = SessionSettings(
+                mode=mode, phase_switching=self.config.phase_switching and car.charger.phases == 3
+            )
+            car.report.mode = str(mode)
 
     @staticmethod
     def car_draw(car: _Car, setpoint: float) -> float:
@@ -580,7 +739,7 @@ class _Sim:
         return min(amps, remaining * 3600 / (VOLTAGE_V * len(car.draw_phases)))
 
     def ems_cycle(self, t: int, active: list[_Car], currents: list[list[float]]) -> None:
-        """Read the meter, run one regulator cycle, send what changed."""
+        """Read the meter, run the strategy (strategy days) and one regulator cycle, send what changed."""
         now = float(self.config.start_s + t)
         root = self.root
         ev = [0.0, 0.0, 0.0]
@@ -602,22 +761,53 @@ class _Sim:
         meter = currents[root]
         non_ev: PerPhase = (meter[0] - ev[0], meter[1] - ev[1], meter[2] - ev[2])
         tree = self.tree.with_measurement(self.tree.root, non_ev, at=now)
+        signal, upcoming = self.zni_inputs(t)
         started = time.perf_counter()
+        if self.engine is not None:
+            site = SiteInputs(grid_power_w=VOLTAGE_V * sum(meter), zni_signal=signal, zni_next=upcoming)
+            settings = {car.report.session_id: car.settings for car in active}
+            strategy = self.engine.cycle(now, tree, sessions, site, settings)
+            self.evidence += len(strategy.evidence)
+            self.delayed_s += len(strategy.zni.delayed) * self.config.cycle_s
+            sessions = strategy.apply(sessions)
         result = self.regulator.cycle(tree, sessions, now)
         self.cycle_times.append(time.perf_counter() - started)
         by_id = {car.report.session_id: car for car in active}
         for session_id in result.changed:
             car = by_id[session_id]
             value = result.setpoint(session_id)
+            phases = result.setpoints[session_id].number_of_phases or car.charger.phases
             self.setpoints_sent += 1
             self.pauses_sent += value == 0
             car.report.setpoints_sent += 1
             car.last_sent = value
+            if (value > 0) != car.charging:
+                car.charging = value > 0
+                car.report.transitions += 1
+            if phases != car.sent_phases:
+                car.sent_phases = phases
+                car.report.phase_switches += 1
             if car.delay == 0:
-                car.applied = value
+                car.apply(value, phases)
                 car.pending.clear()
             else:
-                car.pending.append((t + car.delay, value))
+                car.pending.append((t + car.delay, value, phases))
+
+    def zni_inputs(self, t: int) -> tuple[int | None, tuple[float, int] | None]:
+        """The ZNI signal received at window second ``t`` and the next announced change (None: none)."""
+        if not self.zni_received:
+            return None, None
+        slot = self._slot(t)
+        signal = self.zni_received[slot]
+        if signal is None:
+            return None, None
+        for later in range(slot + 1, len(self.zni_published)):
+            if self.zni_published[later] != signal:
+                return signal, (float(later * ZNI_SLOT_S), self.zni_published[later])
+        return signal, None
+
+    def _slot(self, t: int) -> int:
+        return (self.config.start_s + t) // ZNI_SLOT_S
 
     def node_currents(self, t: int, active: list[_Car], *, target: bool = False) -> list[list[float]]:
         """Current per node and phase this second (building and PV on the root)."""
@@ -671,7 +861,8 @@ class _Sim:
                 active.append(pending_arrivals.pop())
             for car in active:
                 while car.pending and car.pending[0][0] <= t:
-                    car.applied = car.pending.pop(0)[1]
+                    _, value, phases = car.pending.pop(0)
+                    car.apply(value, phases)
                 car.draw = self.car_draw(car, car.applied)
             is_cycle = t % config.cycle_s == 0
             if is_cycle:
@@ -706,14 +897,58 @@ class _Sim:
                 # What the EMS counts for this car: its setpoint on every phase of its charger;
                 # and why the car draws less.
                 if car.applied:
-                    self.reserved_wh += car.applied * VOLTAGE_V * car.charger.phases / 3600
+                    self.reserved_wh += car.applied * VOLTAGE_V * car.phases / 3600
                     if car.delivered_wh >= car.need_wh - 1e-9 and not car.draw:
-                        unused["car_full"] += car.applied * VOLTAGE_V * car.charger.phases / 3600
+                        unused["car_full"] += car.applied * VOLTAGE_V * car.phases / 3600
                     else:
-                        mismatch = car.draw * (car.charger.phases - len(car.draw_phases))
+                        mismatch = car.draw * (car.phases - len(car.draw_phases))
                         unused["phase_mismatch"] += mismatch * VOLTAGE_V / 3600
-                        unused["below_setpoint"] += (car.applied - car.draw) * car.charger.phases * VOLTAGE_V / 3600
+                        unused["below_setpoint"] += (car.applied - car.draw) * car.phases * VOLTAGE_V / 3600
+            if config.day == "pv-clouds":
+                self.account_pv(t, active)
+            elif config.day == "zni":
+                self.account_zni(t, active)
         return self.report(time.perf_counter() - started)
+
+    def account_pv(self, t: int, active: list[_Car]) -> None:
+        """This second's PV, export and self-consumption (on the total of the three phases)."""
+        acc = self.pv_acc
+        pv = self.pv[t] * 3 * VOLTAGE_V
+        building = VOLTAGE_V * (self.base[0][t] + self.base[1][t] + self.base[2][t])
+        ev = VOLTAGE_V * sum(car.draw * len(car.draw_phases) for car in active)
+        used = min(pv, building + ev)
+        acc["pv"] += pv / 3600
+        acc["self"] += used / 3600
+        acc["export"] += (pv - used) / 3600
+        acc["building_self"] += min(pv, building) / 3600
+        acc["ev"] += ev / 3600
+        acc["ev_pv"] += min(ev, max(pv - building, 0.0)) / 3600
+
+    def account_zni(self, t: int, active: list[_Car]) -> None:
+        """This second against the ZNI caps of the published signal."""
+        acc = self.zni_acc
+        slot = self._slot(t)
+        zero = self.zni_published[slot] == 0
+        outage = self.zni_received[slot] is None
+        acc["outage_s"] += outage
+        fraction = self.config.zni_fraction
+        for car in active:
+            power = car.draw * VOLTAGE_V * len(car.draw_phases)
+            acc["day_wh"] += power / 3600
+            if not (zero or outage):
+                continue
+            cap = fraction * car.charger.max_current_a * car.charger.phases * VOLTAGE_V
+            if outage and not zero:
+                acc["outage_over_s"] += power > cap + 1e-6
+                continue
+            acc["zero_wh"] += power / 3600
+            key = (car.charger.id, slot)
+            self.slot_energy[key] = self.slot_energy.get(key, 0.0) + power / 3600
+            if power > cap + 1e-6:
+                acc["over_s"] += 1
+                acc["max_over_w"] = max(acc["max_over_w"], power - cap)
+            if cap > 0:
+                acc["max_ratio"] = max(acc["max_ratio"], power / cap)
 
     def report(self, wall_s: float) -> DayReport:
         """Gather the figures."""
@@ -762,7 +997,94 @@ class _Sim:
             pauses_sent=self.pauses_sent,
             cycle=Timing.of(self.cycle_times),
             wall_s=round(wall_s, 2),
+            pv=self.pv_report() if config["day"] == "pv-clouds" else None,
+            zni=self.zni_report() if config["day"] == "zni" else None,
         )
+
+    def pv_report(self) -> PvDayReport:
+        """The PV figures."""
+        acc = self.pv_acc
+        following = [car for car in self.cars if car.settings.mode in (ChargeMode.PV, ChargeMode.MIN_PV)]
+        hours = sum((car.departure - car.arrival) / 3600 for car in following)
+        long_stays = [car for car in following if car.departure - car.arrival >= 3600]
+        by_mode: dict[str, dict[str, float]] = {}
+        for car in self.cars:
+            entry = by_mode.setdefault(
+                car.report.mode, {"sessions": 0, "requested_kwh": 0.0, "delivered_kwh": 0.0, "transitions": 0}
+            )
+            entry["sessions"] += 1
+            entry["requested_kwh"] = round(entry["requested_kwh"] + car.need_wh / 1000, 3)
+            entry["delivered_kwh"] = round(entry["delivered_kwh"] + car.delivered_wh / 1000, 3)
+            entry["transitions"] += car.report.transitions
+        transitions = sum(car.report.transitions for car in following)
+        return PvDayReport(
+            pv_kwh=round(acc["pv"] / 1000, 3),
+            exported_kwh=round(acc["export"] / 1000, 3),
+            self_consumption=round(acc["self"] / acc["pv"], 4) if acc["pv"] else 0.0,
+            building_self_consumption=round(acc["building_self"] / acc["pv"], 4) if acc["pv"] else 0.0,
+            ev_kwh=round(acc["ev"] / 1000, 3),
+            ev_from_pv_kwh=round(acc["ev_pv"] / 1000, 3),
+            transitions=transitions,
+            transitions_per_ev_hour=round(transitions / hours, 3) if hours else 0.0,
+            transitions_per_ev_hour_max=round(
+                max(
+                    (car.report.transitions / ((car.departure - car.arrival) / 3600) for car in long_stays),
+                    default=0.0,
+                ),
+                3,
+            ),
+            phase_switches=sum(car.report.phase_switches for car in self.cars),
+            by_mode=dict(sorted(by_mode.items())),
+        )
+
+    def zni_report(self) -> ZniDayReport:
+        """The ZNI figures."""
+        acc = self.zni_acc
+        first = self._slot(0)
+        last = self._slot(self.config.duration_s - 1)
+        zero = [slot for slot in range(first, last + 1) if self.zni_published[slot] == 0]
+        over_slots = 0
+        for (charger_id, _slot), wh in self.slot_energy.items():
+            charger = self.tree.chargers[charger_id]
+            cap_w = self.config.zni_fraction * charger.max_current_a * charger.phases * VOLTAGE_V
+            over_slots += wh > cap_w * ZNI_SLOT_S / 3600 + 1e-6
+        return ZniDayReport(
+            zero_slots=len(zero),
+            zero_slot_hours=round(len(zero) * ZNI_SLOT_S / 3600, 2),
+            zero_slot_kwh=round(acc["zero_wh"] / 1000, 3),
+            day_kwh=round(acc["day_wh"] / 1000, 3),
+            over_cap_s=int(acc["over_s"]),
+            max_over_cap_w=round(acc["max_over_w"], 1),
+            slots_over_cap=over_slots,
+            max_power_to_cap=round(acc["max_ratio"], 4),
+            outage_s=int(acc["outage_s"]),
+            outage_over_cap_s=int(acc["outage_over_s"]),
+            evidence_entries=self.evidence,
+            delayed_session_s=self.delayed_s,
+        )
+
+
+def zni_schedule(config: DayConfig, rng: random.Random) -> tuple[list[int], list[int | None]]:
+    """The EDF-SEI signal per 10-minute slot from midnight to the end of the window: published and received.
+
+    Published, every day: 0 from 06:00 to 07:30 and from 17:30 to 21:00, plus three random 0
+    periods of 20-60 minutes between 09:00 and 17:00. Received: the same, except a 30-minute
+    outage of the feed (None) during a 1 period between 10:00 and 16:00.
+    """
+    per_day = DAY_S // ZNI_SLOT_S
+    per_hour = 3600 // ZNI_SLOT_S
+    day: list[int] = [1] * per_day
+    for first, last in ((6 * per_hour, 7 * per_hour + 3), (17 * per_hour + 3, 21 * per_hour)):
+        day[first:last] = [0] * (last - first)
+    for _ in range(3):
+        first = rng.randrange(9 * per_hour, 16 * per_hour)
+        last = first + rng.randint(2, 6)
+        day[first:last] = [0] * (last - first)
+    outage = rng.choice([k for k in range(10 * per_hour, 16 * per_hour - 3) if day[k : k + 3] == [1, 1, 1]])
+    received_day: list[int | None] = list(day)
+    received_day[outage : outage + 3] = [None, None, None]
+    slots = math.ceil((config.start_s + config.duration_s) / ZNI_SLOT_S)
+    return [day[k % per_day] for k in range(slots)], [received_day[k % per_day] for k in range(slots)]
 
 
 def simulate(config: DayConfig | None = None) -> DayReport:
@@ -898,7 +1220,7 @@ def format_day(report: DayReport) -> str:
         f"Cariflex EMS day simulation: seed {c['seed']}, {len(report.sessions)} sessions on {report.chargers} chargers, "
         f"{_hhmm(c['start_s'])} + {c['duration_s'] / 3600:g} h, cycle {c['cycle_s']} s, ramp delay <= {c['ramp_delay_s']} s, "
         f"spikes {'on' if c['spikes'] else 'off'}, clouds {'on' if c['clouds'] else 'off'}, PV {c['pv_kw']:g} kWp, "
-        f"strategy {c['strategy']}",
+        f"strategy {c['strategy']}" + ("" if c["day"] == "standard" else f", day {c['day']}"),
         "",
         f"{'node':<8} {'parent':<6} {'cps':>3} {'limit':>15} {'peak A':>7} {'peak kW':>8} {'max over':>16} "
         f"{'over Wh':>8} {'over s':>7} {'ramp s':>7} {'load s':>7} {'@cycle':>6}",
@@ -933,6 +1255,8 @@ def format_day(report: DayReport) -> str:
         ),
         f"Messages   {report.setpoints_sent} setpoints sent ({report.pauses_sent} pauses), "
         f"{report.setpoints_sent / sessions:.1f} per session, {report.setpoints_sent / hours:.1f} per hour",
+        *_pv_lines(report.pv),
+        *_zni_lines(report.zni),
         f"Compute    cycle p50 {report.cycle.p50_ms:.3f} ms, p99 {report.cycle.p99_ms:.3f} ms, "
         f"max {report.cycle.max_ms:.3f} ms over {report.cycle.cycles} cycles",
         f"Wall time  {report.wall_s:.1f} s",
@@ -942,6 +1266,35 @@ def format_day(report: DayReport) -> str:
         "last cycle; @cycle: seconds above the limit at EMS cycle instants.",
     ]
     return "\n".join(lines)
+
+
+def _pv_lines(pv: PvDayReport | None) -> list[str]:
+    if pv is None:
+        return []
+    return [
+        f"PV         {pv.pv_kwh:.1f} kWh produced, {pv.exported_kwh:.1f} kWh exported: self-consumption "
+        f"{pv.self_consumption * 100:.1f} % (building alone {pv.building_self_consumption * 100:.1f} %); "
+        f"cars {pv.ev_kwh:.1f} kWh, {pv.ev_from_pv_kwh:.1f} kWh of it from PV",
+        f"PV modes   {pv.transitions} starts/stops of PV-mode sessions: {pv.transitions_per_ev_hour:.2f} per EV and "
+        f"hour (worst session {pv.transitions_per_ev_hour_max:.2f}), {pv.phase_switches} phase switches; "
+        + "; ".join(
+            f"{mode}: {int(e['sessions'])} x, {e['delivered_kwh']:.1f}/{e['requested_kwh']:.1f} kWh"
+            for mode, e in pv.by_mode.items()
+        ),
+    ]
+
+
+def _zni_lines(zni: ZniDayReport | None) -> list[str]:
+    if zni is None:
+        return []
+    return [
+        f"ZNI        {zni.zero_slots} signal-0 slots ({zni.zero_slot_hours:g} h): {zni.zero_slot_kwh:.1f} kWh charged "
+        f"in them, {zni.day_kwh:.1f} kWh over the window; charger power / cap at most {zni.max_power_to_cap:.3f}",
+        f"ZNI caps   {zni.over_cap_s} charger-seconds above the cap in a 0 slot (worst {zni.max_over_cap_w:.0f} W), "
+        f"{zni.slots_over_cap} slots above it on average; feed outage {zni.outage_s} s (safe default 0): "
+        f"{zni.outage_over_cap_s} charger-seconds above the cap; {zni.evidence_entries} evidence entries, "
+        f"{zni.delayed_session_s} session-seconds delayed",
+    ]
 
 
 def format_scale(report: ScaleReport) -> str:
@@ -962,7 +1315,8 @@ def format_scale(report: ScaleReport) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=30, help="EV sessions over the window (default 30)")
+    parser.add_argument("--day", choices=DAYS, default="standard", help="the kind of day (default standard)")
+    parser.add_argument("--sessions", type=int, help="EV sessions over the window (default 30; pv-clouds 12)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cycle", type=int, default=5, help="EMS cycle in s (default 5)")
     parser.add_argument("--start", type=float, default=0.0, help="time of day the window starts, in hours")
@@ -970,8 +1324,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ramp-delay", type=int, default=5, help="max s before a car follows a setpoint (0: at once)")
     parser.add_argument("--no-spikes", action="store_true", help="no ovens, heat pumps or kettles")
     parser.add_argument("--no-clouds", action="store_true", help="a clear sky")
-    parser.add_argument("--pv-kw", type=float, default=30.0, help="PV peak in kW (default 30)")
-    parser.add_argument("--base-kw", type=float, default=14.0, help="building daytime load in kW (default 14)")
+    parser.add_argument("--pv-kw", type=float, help="PV peak in kW (default 30; pv-clouds 36)")
+    parser.add_argument("--base-kw", type=float, help="building daytime load in kW (default 14; pv-clouds 6)")
+    parser.add_argument("--clouds-per-day", type=int, help="passing clouds per day (default 18; pv-clouds 40)")
+    parser.add_argument("--pv-modes", choices=PV_MODE_CHOICES, default="mix", help="pv-clouds: the sessions' mode")
+    parser.add_argument("--no-phase-switching", action="store_true", help="pv-clouds: chargers keep their phases")
+    parser.add_argument("--zni-fraction", type=float, default=0.5, help="zni: share of nominal power in 0 slots")
+    parser.add_argument("--zni-max-sessions", type=int, help="zni: at most this many sessions in 0 slots")
     parser.add_argument("--site-kw", type=float, default=50.0, help="main board subscribed power in kW (default 50)")
     parser.add_argument("--breaker", type=float, default=125.0, help="main board breaker in A per phase (default 125)")
     parser.add_argument("--limit-factor", type=float, default=1.0, help="multiply every node limit")
@@ -996,8 +1355,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale_report = scale(args.scale, args.scale_cycles, args.seed, float(args.cycle), regulator)
         print(json.dumps(scale_report.to_dict(), indent=2) if args.json else format_scale(scale_report))
         return 0
+    preset = PRESETS[args.day]
+
+    def option(name: str) -> Any:
+        value = getattr(args, name)
+        return preset[name] if value is None else value
+
     config = DayConfig(
-        sessions=args.sessions,
+        sessions=option("sessions"),
         seed=args.seed,
         cycle_s=args.cycle,
         start_s=round(args.start * 3600),
@@ -1005,8 +1370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ramp_delay_s=args.ramp_delay,
         spikes=not args.no_spikes,
         clouds=not args.no_clouds,
-        pv_kw=args.pv_kw,
-        base_kw=args.base_kw,
+        pv_kw=option("pv_kw"),
+        base_kw=option("base_kw"),
         site_kw=args.site_kw,
         breaker_a=args.breaker,
         limit_factor=args.limit_factor,
@@ -1014,6 +1379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         deadband_a=args.deadband,
         hold_s=args.hold,
         step_a=args.step,
+        day=args.day,
+        clouds_per_day=option("clouds_per_day"),
+        pv_modes=args.pv_modes,
+        phase_switching=not args.no_phase_switching,
+        zni_fraction=args.zni_fraction,
+        zni_max_sessions=args.zni_max_sessions,
     )
     day_report = simulate(config)
     print(json.dumps(day_report.to_dict(), indent=2) if args.json else format_day(day_report))

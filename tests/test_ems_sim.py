@@ -13,6 +13,7 @@ import random
 import pytest
 
 from benchmarks.ems_sim import (
+    ZNI_SLOT_S,
     DayConfig,
     DayReport,
     build_scale_site,
@@ -20,6 +21,7 @@ from benchmarks.ems_sim import (
     main,
     scale,
     simulate,
+    zni_schedule,
 )
 from custom_components.cariflex.ems import Charger, Node, Regulator, Session, SiteTree, Strategy
 
@@ -72,6 +74,9 @@ def test_report_shape() -> None:
         assert node.over_wh == pytest.approx(node.over_wh_ramp + node.over_wh_load, abs=0.002)
         assert node.over_at_cycle <= node.over_s
         assert (node.over_s == 0) == (node.over_wh == 0)
+
+    assert report.pv is None
+    assert report.zni is None
 
     data = json.loads(json.dumps(report.to_dict()))
     assert data["mode"] == "day"
@@ -232,3 +237,121 @@ def test_invalid_configs_are_refused() -> None:
         DayConfig(limit_factor=0)
     with pytest.raises(ValueError, match="chargers"):
         scale(0)
+
+
+# ------------------------------------------------------------------------- strategy days
+
+PV_DAY = DayConfig(
+    day="pv-clouds",
+    sessions=5,
+    seed=2,
+    start_s=9 * 3600,
+    duration_s=3 * 3600,
+    pv_kw=36.0,
+    base_kw=6.0,
+    clouds_per_day=40,
+)
+"""09:00-12:00 on a workplace with more PV than load, and many clouds."""
+
+ZNI_DAY = DayConfig(day="zni", sessions=4, seed=4, start_s=16 * 3600 + 1800, duration_s=2 * 3600)
+"""16:30-18:30: the start of the evening signal-0 period (17:30-21:00)."""
+
+
+def test_pv_day_uses_the_surplus_without_flapping() -> None:
+    report = simulate(PV_DAY)
+    pv = report.pv
+    assert pv is not None
+    assert report.zni is None
+    assert pv.pv_kwh > 0
+    assert pv.building_self_consumption < pv.self_consumption <= 1
+    assert pv.exported_kwh == pytest.approx(pv.pv_kwh * (1 - pv.self_consumption), abs=0.01)
+    assert 0 < pv.ev_from_pv_kwh <= pv.ev_kwh
+    assert pv.ev_kwh == pytest.approx(report.delivered_kwh, abs=0.01)
+    assert pv.transitions == sum(s.transitions for s in report.sessions if s.mode in ("pv", "min_pv"))
+    assert pv.transitions_per_ev_hour <= 2
+    assert {s.mode for s in report.sessions} <= {"pv", "min_pv", "now"}
+    assert sum(int(entry["sessions"]) for entry in pv.by_mode.values()) == 5
+    for node in report.nodes:  # the strategy never pushes a node over its limit at a cycle instant
+        assert node.over_at_cycle == 0, node
+    assert json.loads(json.dumps(report.to_dict()))["pv"]["pv_kwh"] == pv.pv_kwh
+
+    # The same day with every car charging at once uses less of the PV.
+    now = simulate(replace(PV_DAY, pv_modes="now"))
+    assert now.pv is not None
+    assert now.pv.transitions == 0
+    assert now.pv.self_consumption < pv.self_consumption
+    assert now.pv.ev_from_pv_kwh < pv.ev_from_pv_kwh
+    assert now.delivered_kwh > report.delivered_kwh
+
+
+def test_zni_day_never_exceeds_the_cap_in_a_0_slot() -> None:
+    report = simulate(ZNI_DAY)
+    zni = report.zni
+    assert zni is not None
+    assert report.pv is None
+    assert zni.zero_slots == 6  # 17:30-18:30
+    assert zni.zero_slot_hours == 1.0
+    assert 0 < zni.zero_slot_kwh < zni.day_kwh
+    assert zni.over_cap_s == 0
+    assert zni.slots_over_cap == 0
+    assert zni.max_over_cap_w == 0
+    assert 0.5 < zni.max_power_to_cap <= 1.0  # the cap binds, and holds
+    assert zni.evidence_entries >= 2
+    assert zni.delayed_session_s == 0
+
+    # Without anticipation, cars still above the cap when a 0 slot begins (ramp delay): counted.
+    late = simulate(replace(ZNI_DAY, zni_anticipation_s=0.0))
+    assert late.zni is not None
+    assert late.zni.over_cap_s > 0
+    assert late.zni.max_over_cap_w > 0
+
+    # One session at a time in 0 slots: the others wait, less energy in them.
+    one = simulate(replace(ZNI_DAY, zni_max_sessions=1))
+    assert one.zni is not None
+    assert one.zni.delayed_session_s > 0
+    assert one.zni.zero_slot_kwh < zni.zero_slot_kwh
+    assert one.zni.over_cap_s == 0
+
+
+def test_zni_schedule() -> None:
+    published, received = zni_schedule(DayConfig(day="zni"), random.Random(1))
+    per_hour = 3600 // ZNI_SLOT_S
+    assert len(published) == len(received) == 24 * per_hour
+    assert published[6 * per_hour : 7 * per_hour + 3] == [0] * 9
+    assert published[17 * per_hour + 3 : 21 * per_hour] == [0] * 21
+    assert published[5 * per_hour] == published[21 * per_hour] == published[23 * per_hour] == 1
+    lost = [k for k, value in enumerate(received) if value is None]
+    assert len(lost) == 3
+    assert lost == list(range(lost[0], lost[0] + 3))
+    assert 10 * per_hour <= lost[0] < 16 * per_hour
+    assert all(published[k] == 1 for k in lost)
+    assert [v for k, v in enumerate(received) if k not in lost] == [v for k, v in enumerate(published) if k not in lost]
+
+
+def test_cli_strategy_days(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--day", "pv-clouds", "--start", "10", "--hours", "1", "--sessions", "2", "--cycle", "10"]) == 0
+    table = capsys.readouterr().out
+    assert "day pv-clouds" in table
+    assert "self-consumption" in table
+    assert "per EV and hour" in table
+    assert "PV 36 kWp" in table  # the day's preset fills what the command line left unset
+
+    assert (
+        main(["--day", "zni", "--start", "17", "--hours", "1", "--sessions", "2", "--json", "--zni-max-sessions", "1"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["day"] == "zni"
+    assert data["config"]["zni_max_sessions"] == 1
+    assert data["zni"]["over_cap_s"] == 0
+    assert data["pv"] is None
+
+    assert main(["--day", "zni", "--start", "17", "--hours", "1", "--sessions", "2"]) == 0
+    assert "signal-0 slots" in capsys.readouterr().out
+
+
+def test_invalid_day_is_refused() -> None:
+    with pytest.raises(ValueError, match="day"):
+        DayConfig(day="storm")
+    with pytest.raises(ValueError, match="pv_modes"):
+        DayConfig(pv_modes="solar")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 import math
 from types import MappingProxyType
+from typing import Literal
 
-from .tree import ZERO, EmsError, Node, PerPhase, Phase, SiteTree, Timestamp, to_seconds
+from .tree import ZERO, Charger, EmsError, Node, PerPhase, Phase, SiteTree, Timestamp, to_seconds
 
 _EPS = 1e-9
 TOLERANCE_A = 1e-6
@@ -45,6 +46,7 @@ class Reason(StrEnum):
     EV_SELF_LIMITED = "ev_self_limited"
     PAUSED_MIN_NOT_REACHABLE = "paused_min_not_reachable"
     PAUSED_EV_MAX_BELOW_MIN = "paused_ev_max_below_min"
+    STRATEGY_MAX = "strategy_max"  # the session's strategy_max_a bound it (and it gave no reason)
     # Set by the regulator:
     PAUSED_HOLD = "paused_hold"
     PAUSED_ROTATION = "paused_rotation"
@@ -70,6 +72,14 @@ class Session:
     charger currently applies: together they tell a car that limits itself (it draws clearly
     less than its setpoint), whose unused share is then given to the others.
     ``ev_max_current_a`` is the car's own limit when known.
+
+    The charging strategy (:mod:`.strategy`) may add targets; None leaves the allocation as it
+    would be without them. ``strategy_max_a`` caps the session like the car's maximum does (below
+    the charger minimum, the session is paused with ``strategy_reason``); ``strategy_min_a`` is a
+    floor given to the session before the rest is shared (a badge's guaranteed minimum: it never
+    breaks a limit); ``number_of_phases`` (1 on a three-phase charger that switched to one phase,
+    on its ``phase``) says which phases the session uses; ``strategy_reason`` is the reason shown
+    when the strategy's cap binds.
     """
 
     id: str
@@ -79,6 +89,10 @@ class Session:
     measured_a: PerPhase | None = None
     setpoint_a: float | None = None
     ev_max_current_a: float | None = None
+    strategy_min_a: float | None = None
+    strategy_max_a: float | None = None
+    number_of_phases: Literal[1, 3] | None = None
+    strategy_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +243,28 @@ def _check_sessions(tree: SiteTree, sessions: Sequence[Session]) -> None:
                 f"sessions {chargers[session.charger_id]!r} and {session.id!r} share charger {session.charger_id!r}"
             )
         chargers[session.charger_id] = session.id
-        for name, value in (("ev_max_current_a", session.ev_max_current_a), ("setpoint_a", session.setpoint_a)):
+        for name, value in (
+            ("ev_max_current_a", session.ev_max_current_a),
+            ("setpoint_a", session.setpoint_a),
+            ("strategy_min_a", session.strategy_min_a),
+            ("strategy_max_a", session.strategy_max_a),
+        ):
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise SessionError(f"session {session.id!r}: {name} must be finite and >= 0, got {value!r}")
+        phases = session.number_of_phases
+        if phases is not None and (phases not in (1, 3) or phases > tree.chargers[session.charger_id].phases):
+            raise SessionError(
+                f"session {session.id!r}: number_of_phases {phases!r} on a "
+                f"{tree.chargers[session.charger_id].phases}-phase charger"
+            )
         to_seconds(session.arrival)
+
+
+def session_phases(charger: Charger, session: Session) -> tuple[Phase, ...]:
+    """The phases a session draws on: its charger's, or only ``charger.phase`` once switched to one phase."""
+    if session.number_of_phases == 1:
+        return (charger.phase,)
+    return charger.used_phases
 
 
 def session_cap(tree: SiteTree, session: Session, residual_margin_a: float) -> tuple[float, str]:
@@ -243,15 +275,18 @@ def session_cap(tree: SiteTree, session: Session, residual_margin_a: float) -> t
     that the unused share goes to other sessions. "Clearly less" is by more than half the
     margin: a car held at its draw + margin stays held (it draws a whole margin below), and is
     released as soon as it draws more — a hysteresis, so the setpoint does not flip every cycle.
+    The strategy's ``strategy_max_a``, when given, is one more cap (reason ``strategy_reason``).
     """
     charger = tree.charger(session.charger_id)
     caps: list[tuple[float, str]] = [(charger.max_current_a, Reason.CHARGER_MAX)]
     if session.ev_max_current_a is not None:
         caps.append((session.ev_max_current_a, Reason.EV_MAX))
     if session.measured_a is not None and session.setpoint_a is not None and session.setpoint_a > 0:
-        drawn = max(session.measured_a[phase] for phase in charger.used_phases)
+        drawn = max(session.measured_a[phase] for phase in session_phases(charger, session))
         if drawn < session.setpoint_a - residual_margin_a / 2:
             caps.append((max(drawn + residual_margin_a, charger.min_current_a), Reason.EV_SELF_LIMITED))
+    if session.strategy_max_a is not None:
+        caps.append((session.strategy_max_a, session.strategy_reason or Reason.STRATEGY_MAX))
     value, reason = min(caps, key=lambda item: item[0])
     return value, str(reason)
 
@@ -285,13 +320,17 @@ class _Solver:
         self.reason: list[str] = []
         self.limited_by: list[str | None] = []
         self.cap_reason: list[str] = []
+        self.below_min_reason: list[str] = []
 
-    def add_session(self, cons: list[tuple[int, int]], min_u: int, cap_u: int, cap_reason: str) -> None:
+    def add_session(
+        self, cons: list[tuple[int, int]], min_u: int, cap_u: int, cap_reason: str, below_min_reason: str
+    ) -> None:
         self.alloc.append(0)
         self.cons.append(cons)
         self.min_u.append(min_u)
         self.cap_u.append(cap_u)
         self.cap_reason.append(cap_reason)
+        self.below_min_reason.append(below_min_reason)
         self.done.append(False)
         self.admitted.append(False)
         self.reason.append("")
@@ -317,12 +356,7 @@ class _Solver:
         if self.done[index] or self.admitted[index]:
             return
         if self.cap_u[index] < self.min_u[index]:
-            reason = (
-                Reason.PAUSED_EV_MAX_BELOW_MIN
-                if self.cap_reason[index] == Reason.EV_MAX
-                else Reason.PAUSED_MIN_NOT_REACHABLE
-            )
-            self.freeze(index, str(reason))
+            self.freeze(index, self.below_min_reason[index])
             return
         blocked = self.blocking(index, self.min_u[index])
         if blocked is not None:
@@ -333,13 +367,18 @@ class _Solver:
         if self.alloc[index] >= self.cap_u[index]:
             self.freeze(index, self.cap_reason[index])
 
-    def fill(self, members: list[int], tree: SiteTree) -> None:
-        """Max-min fair filling of ``members`` (in tie-break order) up to their caps."""
-        active = [i for i in members if self.admitted[i] and not self.done[i]]
+    def fill(self, members: list[int], tree: SiteTree, targets: list[int] | None = None) -> None:
+        """Max-min fair filling of ``members`` (in tie-break order) up to their caps.
+
+        With ``targets``, fill only up to them (never above the caps): sessions that reach their
+        target stay open for a later fill.
+        """
+        top = self.cap_u if targets is None else [min(t, c) for t, c in zip(targets, self.cap_u, strict=True)]
+        active = [i for i in members if self.admitted[i] and not self.done[i] and self.alloc[i] < top[i]]
         while active:
             level = min(self.alloc[i] for i in active)
             group = [i for i in active if self.alloc[i] == level]
-            raise_by = min(self.cap_u[i] for i in group) - level
+            raise_by = min(top[i] for i in group) - level
             higher = [self.alloc[i] for i in active if self.alloc[i] > level]
             if higher:
                 raise_by = min(raise_by, min(higher) - level)
@@ -363,7 +402,7 @@ class _Solver:
             for i in group:
                 if not self.done[i] and self.alloc[i] >= self.cap_u[i]:
                     self.freeze(i, self.cap_reason[i])
-            active = [i for i in active if not self.done[i]]
+            active = [i for i in active if not self.done[i] and self.alloc[i] < top[i]]
 
 
 def allocate(
@@ -386,6 +425,9 @@ def allocate(
     ids) replaces the strategy's ranking (sessions it does not name come after, in strategy
     order); PRIORITY still fills higher priorities first. Sessions in ``keep_running`` get their
     minimum before anyone else (the regulator's hold time) unless even that breaks a limit.
+    Sessions' strategy targets (``strategy_max_a``, ``strategy_min_a``, ``number_of_phases``)
+    are applied inside the node limits: a floor is given after every admitted session has its
+    minimum and before the rest is shared, and never where a node has no room for it.
     ``now`` is only compared with the nodes' ``measured_at`` to detect stale meters
     (``meter_timeout_s``; None disables). Raises :class:`SessionError` for sessions that do not
     match the tree, :class:`EmsError` for invalid parameters.
@@ -414,20 +456,32 @@ def allocate(
     solver = _Solver(heads, constraint_nodes)
 
     caps: list[float] = []
+    phases_of: list[tuple[Phase, ...]] = []
+    floors: list[int] = []
     for session in session_list:
         charger = tree.charger(session.charger_id)
+        phases = session_phases(charger, session)
+        phases_of.append(phases)
         cons: list[tuple[int, int]] = []
         for node_id in tree.charger_path(session.charger_id):
-            for phase in charger.used_phases:
+            for phase in phases:
                 constraint = index_of.get((node_id, phase))
                 if constraint is not None:
                     cons.append((constraint, 1))
             constraint = index_of.get((node_id, 3))
             if constraint is not None:
-                cons.append((constraint, charger.phases))
+                cons.append((constraint, len(phases)))
         cap, cap_reason = session_cap(tree, session, residual_margin_a)
         caps.append(cap)
-        solver.add_session(cons, math.ceil(charger.min_current_a / step_a - _EPS), _units(cap, step_a), cap_reason)
+        if cap_reason == Reason.EV_MAX:
+            below_min = str(Reason.PAUSED_EV_MAX_BELOW_MIN)
+        elif session.strategy_max_a is not None and cap == session.strategy_max_a:
+            below_min = cap_reason
+        else:
+            below_min = str(Reason.PAUSED_MIN_NOT_REACHABLE)
+        min_u = math.ceil(charger.min_current_a / step_a - _EPS)
+        solver.add_session(cons, min_u, _units(cap, step_a), cap_reason, below_min)
+        floors.append(max(_units(session.strategy_min_a or 0.0, step_a), min_u))
 
     position = {session.id: index for index, session in enumerate(session_list)}
     ranked = strategy_order(tree, session_list, strategy)
@@ -451,6 +505,8 @@ def allocate(
         classes = [ranked_index]
     for i in ranked_index:
         solver.admit(i)
+    # Strategy floors (guaranteed minimums) before the rest is shared.
+    solver.fill([i for i in ranked_index if floors[i] > solver.min_u[i]], tree, floors)
     for members in classes:
         solver.fill(members, tree)
 
@@ -462,9 +518,9 @@ def allocate(
         setpoint = round(solver.alloc[i] * step_a, 6)
         path = tree.charger_path(session.charger_id)
         for node_id in path:
-            for phase in charger.used_phases:
+            for phase in phases_of[i]:
                 allocated[node_id][phase] += setpoint
-            allocated[node_id][3] += setpoint * charger.phases
+            allocated[node_id][3] += setpoint * len(phases_of[i])
         results[session.id] = SessionAllocation(
             session_id=session.id,
             charger_id=session.charger_id,
@@ -472,7 +528,7 @@ def allocate(
             reason=solver.reason[i],
             cap_a=caps[i],
             min_a=charger.min_current_a,
-            phases=charger.used_phases,
+            phases=phases_of[i],
             limited_by=solver.limited_by[i],
             degraded=tuple(meter_stale_reason(node_id) for node_id in reversed(path) if node_id in stale_nodes),
         )
@@ -557,5 +613,6 @@ __all__ = [
     "meter_stale_reason",
     "node_budget",
     "session_cap",
+    "session_phases",
     "strategy_order",
 ]

@@ -5,7 +5,7 @@ cars every few seconds at the edge of a limit and leave the last-come car paused
 regulator adds, without ever letting a limit be exceeded:
 
 * a deadband: a setpoint moves only by at least ``deadband_a`` (decreases needed to respect a
-  limit are applied at once, whatever their size);
+  limit, or a session's strategy cap, are applied at once, whatever their size);
 * a hold time: a session is not restarted less than ``hold_s`` after it was paused, and not
   paused (except to respect a limit) less than ``hold_s`` after it started;
 * rotation: when there is not enough current for every session's minimum, a session paused for
@@ -31,6 +31,7 @@ from .allocator import (
     Strategy,
     allocate,
     effective_priority,
+    session_phases,
     strategy_order,
 )
 from .tree import EmsError, SiteTree, Timestamp, to_seconds
@@ -58,10 +59,11 @@ class RegulatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class SessionState:
-    """What the regulator remembers of a session: its last setpoint and since when it runs/waits."""
+    """What the regulator remembers of a session: its last setpoint, since when it runs/waits, its phases."""
 
     setpoint_a: float
     since: float
+    number_of_phases: int | None = None
 
     @property
     def running(self) -> bool:
@@ -75,7 +77,8 @@ class SessionSetpoint:
 
     ``target_a`` is what the allocator computed; ``setpoint_a`` is what to send (they differ
     when the deadband or the hold time kept the previous value). ``previous_a`` is None for a
-    session seen for the first time.
+    session seen for the first time. ``number_of_phases`` is what the session uses (the strategy
+    may switch a three-phase charger to one phase); ``previous_phases`` what it used last cycle.
     """
 
     session_id: str
@@ -86,11 +89,17 @@ class SessionSetpoint:
     reason: str
     limited_by: str | None = None
     degraded: tuple[str, ...] = ()
+    number_of_phases: int | None = None
+    previous_phases: int | None = None
 
     @property
     def changed(self) -> bool:
-        """Whether a new setpoint must be sent to the charger."""
-        return self.previous_a is None or self.previous_a != self.setpoint_a
+        """Whether a new setpoint (current or number of phases) must be sent to the charger."""
+        return (
+            self.previous_a is None
+            or self.previous_a != self.setpoint_a
+            or (self.previous_phases is not None and self.previous_phases != self.number_of_phases)
+        )
 
     @property
     def paused(self) -> bool:
@@ -209,6 +218,7 @@ class Regulator:
             state = self._state.get(session.id)
             result = allocation.sessions.get(session.id)
             setpoint = final.get(session.id, 0.0)
+            phases = len(session_phases(tree.charger(session.charger_id), session))
             results[session.id] = SessionSetpoint(
                 session_id=session.id,
                 charger_id=session.charger_id,
@@ -218,11 +228,11 @@ class Regulator:
                 reason=reasons.get(session.id, str(Reason.PAUSED_HOLD)),
                 limited_by=None if result is None else result.limited_by,
                 degraded=() if result is None else result.degraded,
+                number_of_phases=phases,
+                previous_phases=None if state is None else state.number_of_phases,
             )
-            if state is None or state.running != (setpoint > 0):
-                new_state[session.id] = SessionState(setpoint, now_s)
-            else:
-                new_state[session.id] = SessionState(setpoint, state.since)
+            since = now_s if state is None or state.running != (setpoint > 0) else state.since
+            new_state[session.id] = SessionState(setpoint, since, phases)
         self._state = new_state
         return RegulatorResult(time=now_s, setpoints=MappingProxyType(results), allocation=allocation)
 
@@ -243,7 +253,14 @@ class Regulator:
             previous = None if state is None else state.setpoint_a
             target = final[session.id]
             result = allocation.sessions[session.id]
-            if previous is None or previous == 0 or target == 0 or previous < result.min_a:
+            if (
+                previous is None
+                or previous == 0
+                or target == 0
+                or previous < result.min_a
+                or state is None
+                or (state.number_of_phases is not None and state.number_of_phases != len(result.phases))
+            ):
                 continue
             change = target - previous
             if 0 < change < deadband:
@@ -256,7 +273,9 @@ class Regulator:
         for session, previous in decreases:
             charger = tree.charger(session.charger_id)
             hard_cap = min(
-                charger.max_current_a, math.inf if session.ev_max_current_a is None else session.ev_max_current_a
+                charger.max_current_a,
+                math.inf if session.ev_max_current_a is None else session.ev_max_current_a,
+                math.inf if session.strategy_max_a is None else session.strategy_max_a,
             )
             raise_by = previous - final[session.id]
             if previous <= hard_cap and tracker.fits(session.id, raise_by):
