@@ -61,6 +61,17 @@ CHARGERS_STOP_TIMEOUT_S = 20.0
 SUPERVISE_POLL_S = 1.0
 DEFAULT_SUBSCRIBED_KW = 9.0  # two cars at 7.4 kW plus the household do not fit: they share
 DEFAULT_SOLAR_START_H = 11.5
+ZNI_SIGNAL_ENTITY = "input_boolean.edf_sei_signal"
+ZNI_DEMO_FRACTION = 25  # % of a charger's nominal 22 kW: low enough to bite on the demo's 7.4 kW cars
+PV_CHARGER = "SIM1"  # the demo's charger in PV-surplus mode
+DEMO_YAML = """
+# The EDF-SEI grid signal of the demo's island site: turn it off to see every charger halve.
+input_boolean:
+  edf_sei_signal:
+    name: EDF-SEI grid signal
+    initial: true
+    icon: mdi:transmission-tower
+"""
 METER_STEP_S = (
     1.0  # how often the simulated meters follow the cars  # how often the demo checks that Home Assistant still runs
 )
@@ -163,6 +174,7 @@ class HassInstance:
         components: Sequence[str] = (),
         log_level: str = "warning",
         logs: dict[str, str] | None = None,
+        extra_yaml: str = "",
         integration_dir: Path = INTEGRATION_DIR,
     ) -> None:
         self.config_dir = Path(config_dir).resolve()
@@ -172,6 +184,7 @@ class HassInstance:
         self.components = [*CORE_COMPONENTS, *(UI_COMPONENTS if ui else ()), *components]
         self.log_level = log_level
         self.logs = {"custom_components.cariflex": "info", **(logs or {})}
+        self.extra_yaml = extra_yaml
         self.integration_dir = integration_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.access_token: str | None = None
@@ -260,6 +273,7 @@ class HassInstance:
             ).format(host=self.host, port=self.port, level=self.log_level, logs=logs)
             + components
             + "\n"
+            + self.extra_yaml
         )
 
     # ---------------------------------------------------------------- process
@@ -583,26 +597,56 @@ class HassInstance:
         _LOGGER.info("Modbus %s %r added (127.0.0.1:%s)", meter.role, meter.name, meter.port)
         return result
 
-    async def set_options(self, **values: Any) -> dict[str, Any]:
-        """Submit the site's options flow with ``values`` (the others keep their defaults)."""
-        form = await self.request(
+    async def set_options_page(self, page: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Submit one page of the site's options (``site``, ``pv``, ``zni``, ``tariffs``); the site reloads."""
+        menu = await self.request(
             "POST", "/api/config/config_entries/options/flow", json_body={"handler": self.entry_id}
+        )
+        form = await self.request(
+            "POST", f"/api/config/config_entries/options/flow/{menu['flow_id']}", json_body={"next_step_id": page}
         )
         result: dict[str, Any] = await self.request(
             "POST", f"/api/config/config_entries/options/flow/{form['flow_id']}", json_body=values
         )
         if result.get("type") != "create_entry":
-            raise HassError(f"the site options were refused: {result.get('errors') or result}")
+            raise HassError(f"the site options ({page}) were refused: {result.get('errors') or result}")
+        await self.wait_loaded()
         return result
+
+    async def wait_loaded(self, timeout: float = 60) -> None:
+        """Wait until the site entry is loaded again (after a reload)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = await self.request("GET", "/api/config/config_entries/entry?domain=cariflex")
+            if any(e["entry_id"] == self.entry_id and e["state"] == "loaded" for e in entries):
+                return
+            if time.monotonic() > deadline:
+                raise HassError(f"the Cariflex site is not loaded after {timeout:.0f} s: {entries}")
+            await asyncio.sleep(0.3)
+
+    async def set_charge_mode(self, charger_id: str, mode: str, timeout: float = 60) -> None:
+        """Set a charger's charging mode once it has connected (its select appears then)."""
+        entity_id = f"select.{charger_id.lower()}_charging_mode"
+        deadline = time.monotonic() + timeout
+        while not any(s["entity_id"] == entity_id for s in await self.states()):
+            if time.monotonic() > deadline:
+                raise HassError(f"{entity_id} did not appear")
+            await asyncio.sleep(0.5)
+        await self.call_service("select", "select_option", {"entity_id": entity_id, "option": mode})
+        _LOGGER.info("%s charges in mode %s", charger_id, mode)
 
     async def call_service(self, domain: str, service: str, data: dict[str, Any]) -> Any:
         """``POST /api/services/<domain>/<service>``."""
         return await self.request("POST", f"/api/services/{domain}/{service}", json_body=data)
 
     async def start_energy(self, grid_port: int, pv_port: int) -> None:
-        """The demo's energy manager: a Modbus grid meter and PV inverter, then the EMS on."""
+        """The demo's energy manager: a Modbus grid meter and PV inverter, the ZNI signal, then the EMS on."""
         await self.add_meter(MeterSettings("Grid meter", "eastron_sdm630", grid_port, "grid"))
         await self.add_meter(MeterSettings("PV inverter", "sunspec", pv_port, "pv"))
+        await self.set_options_page(
+            "zni", {"zni_enabled": True, "zni_entity": ZNI_SIGNAL_ENTITY, "zni_fraction": ZNI_DEMO_FRACTION}
+        )
+        await self.set_options_page("pv", {"pv_enable_delay_s": 30, "pv_disable_delay_s": 60})
         deadline = time.monotonic() + 30
         while True:
             select = next(
@@ -663,6 +707,8 @@ class DemoHost(Protocol):
     async def start_site(self, settings: SiteSettings | None = None) -> dict[str, Any]: ...
 
     async def start_energy(self, grid_port: int, pv_port: int) -> None: ...
+
+    async def set_charge_mode(self, charger_id: str, mode: str, timeout: float = 60) -> None: ...
 
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None: ...
 
@@ -735,6 +781,7 @@ def demo_instance(args: argparse.Namespace) -> HassInstance:
         port=args.port,
         ui=not args.no_ui,
         logs={"custom_components.cariflex": "debug" if args.debug else "info"},
+        extra_yaml=DEMO_YAML,
     )
 
 
@@ -779,7 +826,7 @@ def energy_line(args: argparse.Namespace, meters: SiteMeters | None) -> str:
         return "energy manager  off (--no-energy)"
     return (
         f"energy manager  on, {args.subscribed_power:g} kW shared; Modbus grid meter 127.0.0.1:{meters.grid_port}, "
-        f"PV 127.0.0.1:{meters.pv_port}"
+        f"PV 127.0.0.1:{meters.pv_port}; {PV_CHARGER} in PV mode; ZNI signal: {ZNI_SIGNAL_ENTITY}"
     )
 
 
@@ -864,6 +911,8 @@ async def demo(args: argparse.Namespace, *, host: DemoHost | None = None, stop: 
                 await meters.start()
                 await host.start_energy(meters.grid_port, meters.pv_port)
             simulation = asyncio.create_task(chargers.run())
+            if meters is not None:
+                await host.set_charge_mode(PV_CHARGER, "pv")
             print(banner(host, args, options, meters), flush=True)
             return await supervise(host, simulation, stop, meters)
         except HassError as err:

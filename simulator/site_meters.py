@@ -33,7 +33,7 @@ SPIKE_LENGTH_S = 45.0
 class SiteShape:
     """The simulated site: PV peak, household base load and appliance spike (W)."""
 
-    pv_peak_w: float = 6000.0
+    pv_peak_w: float = 8000.0
     base_load_w: float = 1200.0
     spike_w: float = 3000.0
     sunrise_h: float = 7.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 import importlib.metadata
 import itertools
@@ -754,6 +754,7 @@ class CentralHost:
         self.stops = 0
         self.grid_meter: ModbusDevice | None = None
         self.pv_inverter: ModbusDevice | None = None
+        self.charge_modes: dict[str, str] = {}
 
     @property
     def base_url(self) -> str:
@@ -791,6 +792,9 @@ class CentralHost:
 
     def console_tail(self, lines: int = 30) -> str:
         return "the central system went away"
+
+    async def set_charge_mode(self, charger_id: str, mode: str, timeout: float = 60) -> None:
+        self.charge_modes[charger_id] = mode
 
     async def start_energy(self, grid_port: int, pv_port: int) -> None:
         """What Home Assistant's meter sub-entries would read: the demo's two Modbus servers."""
@@ -836,6 +840,7 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
     await host.grid_meter.close()
     await host.pv_inverter.close()
     assert pv == pytest.approx(pv_power(SiteShape(), 11.5), abs=20)
+    assert host.charge_modes == {"SIM1": "pv"}
     assert grid is not None
     assert pv is not None
     assert 2 * 7400 + 1200 - pv - 1 <= grid <= 2 * 7400 + 1200 + 600 + 3000 - pv + 1
@@ -866,6 +871,7 @@ async def test_demo_stops_when_home_assistant_exits(
     assert stop.is_set()  # the chargers were told to stop
     assert host.stops == 1
     assert host.grid_meter is None  # --no-energy: no Modbus devices
+    assert host.charge_modes == {}
 
 
 # ----------------------------------------------------- real Home Assistant
@@ -907,35 +913,55 @@ async def test_demo_with_a_real_home_assistant(
         assert await client.refresh() == client.access_token
         states: dict[str, str] = {}
 
-        async def both_charging() -> bool:
-            states.update({state["entity_id"]: state["state"] for state in await client.states()})
-            return all(
-                states.get(f"binary_sensor.{charger}_connected") == "on"
-                and float(states.get(f"sensor.{charger}_power") or 0) > 0
-                for charger in ("sim1", "sim2")
-            )
+        async def refresh() -> None:
+            for state in await client.states():
+                states[state["entity_id"]] = state["state"]
+                attributes[state["entity_id"]] = state["attributes"]
 
-        async with asyncio.timeout(10):
-            while not await both_charging():
-                await asyncio.sleep(0.1)
-        assert states["sensor.sim1_status"] == "charging"  # OCPP 1.6
+        async def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        await refresh()
+                        if check():
+                            return
+                        await asyncio.sleep(0.3)
+            except TimeoutError:
+                pytest.fail(f"{what}: {sorted(states.items())}")
+
+        def power(charger: str) -> float:
+            return float(states.get(f"sensor.{charger}_power") or 0)
+
+        attributes: dict[str, dict[str, Any]] = {}
+        # SIM2 charges under the energy manager; SIM1 is in PV mode and follows the sun.
+        await until(
+            lambda: states.get("binary_sensor.sim1_connected") == "on" and power("sim2") > 0, "SIM2 does not charge"
+        )
         assert states["sensor.sim2_status"] == "charging"  # OCPP 2.0.1
-        assert float(states["sensor.sim1_energy"]) >= 0
-        assert float(states["sensor.sim2_energy"]) >= 0
         assert states["select.demo_energy_manager"] == "on"
-
-        async def shared() -> bool:
-            """Both cars below 7.4 kW: the 9 kW of the site are shared (the meter sees them)."""
-            states.update({state["entity_id"]: state["state"] for state in await client.states()})
-            powers = [float(states.get(f"sensor.{charger}_power") or 0) for charger in ("sim1", "sim2")]
-            return all(0 < power < 7.4 for power in powers)
-
-        try:
-            async with asyncio.timeout(30):
-                while not await shared():
-                    await asyncio.sleep(0.3)
-        except TimeoutError:
-            pytest.fail(f"the chargers do not share the site: {sorted(states.items())}")
+        assert states["select.sim1_charging_mode"] == "pv"
+        assert float(states["sensor.pv_inverter_pv_power"]) > 5000  # 11:30 on the solar clock
+        await until(
+            lambda: (
+                attributes.get("sensor.sim1_limit_reason", {}).get("strategy")
+                in ("pv_waiting_surplus", "pv_surplus", "pv_minimum", "pv_disable_pending")
+            ),
+            "SIM1 does not follow the PV surplus",
+        )
+        assert states["binary_sensor.demo_zni_grid_constraint"] == "off"
+        # The user flips the EDF-SEI signal to 0: every charger is capped at 25 % of 32 A.
+        await client.call_service("input_boolean", "turn_off", {"entity_id": "input_boolean.edf_sei_signal"})
+        await until(
+            lambda: (
+                states.get("binary_sensor.demo_zni_grid_constraint") == "on"
+                and float(states.get("sensor.sim2_allocated_current") or 99) <= 8
+                and 0 < power("sim2") <= 8 * 3 * 0.230 + 0.01
+            ),
+            "the ZNI signal does not cap the chargers",
+        )
+        assert attributes["sensor.sim2_limit_reason"]["strategy"] == "zni_cap"
+        await client.call_service("input_boolean", "turn_on", {"entity_id": "input_boolean.edf_sei_signal"})
+        await until(lambda: states.get("binary_sensor.demo_zni_grid_constraint") == "off", "the ZNI cap stays")
     finally:
         stop.set()
         code = await asyncio.wait_for(run, 70)

@@ -1,4 +1,4 @@
-"""Binary sensor: is the charger connected to the central system."""
+"""Binary sensors: is the charger connected; is the ZNI grid signal constraining the site."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .compat import BinarySensorDeviceClass
 from .coordinator import ChargerCoordinator
-from .entity import CariflexEntity, async_add_charger_entities
+from .entity import CariflexEntity, SiteEntity, async_add_charger_entities
 from .runtime import CariflexConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -21,13 +21,19 @@ CONNECTED = BinarySensorEntityDescription(
     entity_category=EntityCategory.DIAGNOSTIC,
 )
 
+ZNI_CONSTRAINT = BinarySensorEntityDescription(key="zni_constraint", translation_key="zni_constraint")
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CariflexConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the connectivity sensor of every charger."""
+    """Add the connectivity sensor of every charger, and the ZNI constraint of a ZNI site."""
+    energy = entry.runtime_data.energy
+    assert energy is not None
+    if energy.zni.enabled:
+        async_add_entities([ZniConstraintSensor(energy, ZNI_CONSTRAINT)])
 
     def charger_entities(coordinator: ChargerCoordinator) -> list[BinarySensorEntity]:
         return [ChargerConnectedSensor(coordinator, CONNECTED)]
@@ -47,3 +53,25 @@ class ChargerConnectedSensor(CariflexEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the charger is connected."""
         return self.charger.connected
+
+
+class ZniConstraintSensor(SiteEntity, BinarySensorEntity):
+    """On while the EDF-SEI signal (or its safe default) is 0 and the chargers are capped."""
+
+    @property
+    def is_on(self) -> bool | None:
+        """Whether the signal-0 cap applies (unknown before the first cycle)."""
+        strategy = self.coordinator.data.strategy
+        return None if strategy is None else strategy.zni_cap_active
+
+    @property
+    def extra_state_attributes(self) -> dict[str, int | str | None]:
+        """The signal received, the one applied and where it came from (signal, safe default...)."""
+        strategy = self.coordinator.data.strategy
+        if strategy is None:
+            return {}
+        return {
+            "signal": strategy.zni.signal,
+            "applied": strategy.zni.applied,
+            "source": str(strategy.zni.source),
+        }

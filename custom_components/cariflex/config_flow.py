@@ -658,10 +658,10 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                 CONF_RTU_FRAMING: bool(user_input.get(CONF_RTU_FRAMING, False)),
             }
             unique_id = f"{data[CONF_HOST]}:{data[CONF_PORT]}/{int(user_input[CONF_UNIT_ID])}"
-            result = await self._create(user_input, data, unique_id, f"{user_input[CONF_PROFILE]} {data[CONF_HOST]}")
-            if isinstance(result, dict) and "type" in result:
-                return result
-            errors = result
+            device = self._device(user_input, data)
+            if not (errors := await self._errors(device, unique_id)):
+                title = user_input.get("name") or f"{user_input[CONF_PROFILE]} {data[CONF_HOST]}"
+                return self.async_create_entry(title=title, data=device, unique_id=unique_id)
         defaults = user_input or {}
         return self.async_show_form(
             step_id="tcp",
@@ -694,12 +694,10 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                 CONF_BYTESIZE: int(user_input[CONF_BYTESIZE]),
             }
             unique_id = f"serial:{data[CONF_SERIAL_PORT]}/{int(user_input[CONF_UNIT_ID])}"
-            result = await self._create(
-                user_input, data, unique_id, f"{user_input[CONF_PROFILE]} {data[CONF_SERIAL_PORT]}"
-            )
-            if isinstance(result, dict) and "type" in result:
-                return result
-            errors = result
+            device = self._device(user_input, data)
+            if not (errors := await self._errors(device, unique_id)):
+                title = user_input.get("name") or f"{user_input[CONF_PROFILE]} {data[CONF_SERIAL_PORT]}"
+                return self.async_create_entry(title=title, data=device, unique_id=unique_id)
         defaults = user_input or {}
         return self.async_show_form(
             step_id="serial",
@@ -735,17 +733,19 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             ),
         }
 
-    async def _create(
-        self, user_input: dict[str, Any], link: dict[str, Any], unique_id: str, title: str
-    ) -> SubentryFlowResult | dict[str, str]:
-        """The sub-entry once the device answers, or the form's errors."""
-        entry = self._get_entry()
-        data = {
+    @staticmethod
+    def _device(user_input: Mapping[str, Any], link: Mapping[str, Any]) -> dict[str, Any]:
+        """The sub-entry's data: the profile, how to reach the device, its unit and role."""
+        return {
             CONF_PROFILE: user_input[CONF_PROFILE],
             **link,
             CONF_UNIT_ID: int(user_input[CONF_UNIT_ID]),
             CONF_ROLE: user_input[CONF_ROLE],
         }
+
+    async def _errors(self, data: dict[str, Any], unique_id: str) -> dict[str, str]:
+        """Why the device cannot be added (empty when it answers and is new)."""
+        entry = self._get_entry()
         if any(sub.unique_id == unique_id for sub in entry.subentries.values()):
             return {"base": "meter_exists"}
         if data[CONF_ROLE] == ROLE_GRID and any(
@@ -755,7 +755,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             return {CONF_ROLE: "grid_meter_exists"}
         if error := await _probe_meter(self.hass, data):
             return {"base": error}
-        return self.async_create_entry(title=user_input.get("name") or title, data=data, unique_id=unique_id)
+        return {}
 
 
 PARITIES: dict[str, str] = {"none": "N", "even": "E", "odd": "O"}  # choice -> pyserial letter

@@ -8,7 +8,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CERTFILE, CONF_KEYFILE, CONF_PASSWORD_HASH
+from .const import CONF_CERTFILE, CONF_KEYFILE, CONF_PASSWORD_HASH, CONF_ZNI_API_KEY
 from .ocpp.model import Charger
 from .runtime import CariflexConfigEntry
 
@@ -16,6 +16,7 @@ TO_REDACT = {
     CONF_PASSWORD_HASH,
     CONF_CERTFILE,
     CONF_KEYFILE,
+    CONF_ZNI_API_KEY,
     "id_tag",
     "parent_id_tag",
     "serial",
@@ -70,6 +71,9 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: Carifle
             "badges": len(runtime.badges),
             "chargers": {cid: _charger(charger) for cid, charger in runtime.backend.chargers.items()},
             "recent_sessions": runtime.history[-20:],
+            "charge_modes": dict(runtime.charge_modes),
+            "tariff_policies": dict(runtime.tariff_policies),
+            "zni_evidence": list(runtime.zni_evidence),
         },
         TO_REDACT,
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
 import math
@@ -29,6 +29,7 @@ from homeassistant.util import dt as dt_util
 from .const import (
     CONF_BATTERY_FOR_EV,
     CONF_BATTERY_POWER_ENTITY,
+    CONF_BATTERY_PRIORITY_SOC,
     CONF_BATTERY_SOC_ENTITY,
     CONF_BOARD,
     CONF_BOARD_CURRENT,
@@ -46,9 +47,15 @@ from .const import (
     CONF_PHASE,
     CONF_PHASES,
     CONF_PRIORITY,
+    CONF_PV_DISABLE_DELAY,
+    CONF_PV_ENABLE_DELAY,
     CONF_PV_POWER_ENTITY,
+    CONF_PV_RESERVE,
     CONF_SUBSCRIBED_POWER,
     CONF_VOLTAGE,
+    CONF_ZNI_FRACTION,
+    CONF_ZNI_MAX_SESSIONS,
+    CONF_ZNI_SAFE_DEFAULT,
     DEFAULT_EMS_CYCLE,
     DEFAULT_MIN_CURRENT,
     DEFAULT_PHASES,
@@ -58,12 +65,25 @@ from .const import (
     METER_TIMEOUT_S,
     ROLE_BATTERY,
     ROLE_PV,
+    ZNI_EVIDENCE_LIMIT,
 )
 from .ems.allocator import Session as EmsSession, Strategy
+from .ems.pv import ChargeMode, PvConfig
 from .ems.regulator import Regulator, RegulatorConfig, RegulatorResult
+from .ems.strategy import (
+    Rule,
+    SessionSettings,
+    SiteInputs as StrategyInputs,
+    StrategyConfig,
+    StrategyEngine,
+    StrategyResult,
+)
+from .ems.tariff import TariffOption, TariffPolicy
 from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, SiteTree, per_phase
+from .ems.zni import ZniConfig, ZniSource
 from .modbus import Quantity
 from .ocpp.model import Connector
+from .signal_sources import TariffSignals, ZniSignal
 
 if TYPE_CHECKING:
     from .coordinator import ChargerCoordinator
@@ -135,6 +155,13 @@ class EnergyState:
     result: RegulatorResult | None = None
     meter_w: float | None = None
     inputs: SiteInputs = SiteInputs()
+    strategy: StrategyResult | None = None
+
+    def target(self, session_id: str) -> str | None:
+        """The strategy's reason for a session this cycle (ZNI cap, PV waiting...), if it ran."""
+        if self.strategy is None or session_id not in self.strategy.targets:
+            return None
+        return self.strategy.targets[session_id].reason
 
     def setpoint(self, session_id: str) -> float | None:
         """The current given to one session (None when it has none)."""
@@ -204,9 +231,15 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 meter_timeout_s=METER_TIMEOUT_S,
             )
         )
+        settings = {**entry.data, **entry.options}
+        self.zni = ZniSignal(hass, settings)
+        self.tariffs = TariffSignals(hass, settings)
+        self.strategy = StrategyEngine(self._strategy_config())
+        self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
         self._sending: set[str] = set()
-        self._desired: dict[str, float] = {}
+        self._desired: dict[str, float | None] = {}
         self._issue_open = False
+        self._open_issues: set[str] = set()
         self.data = EnergyState(self.mode, EmsStatus.OFF if self.mode is EmsMode.OFF else EmsStatus.IDLE)
 
     # ------------------------------------------------------------ settings
@@ -232,6 +265,48 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         if breaker:
             return float(breaker)
         return round(self.subscribed_power_w / self.voltage / self.phases, 1)
+
+    def _strategy_config(self) -> StrategyConfig:
+        setting = self.runtime.setting
+        max_sessions = setting(CONF_ZNI_MAX_SESSIONS)
+        return StrategyConfig(
+            voltage_v=self.voltage,
+            pv=PvConfig(
+                reserve_w=float(setting(CONF_PV_RESERVE, 0) or 0),
+                enable_delay_s=float(setting(CONF_PV_ENABLE_DELAY, 60)),
+                disable_delay_s=float(setting(CONF_PV_DISABLE_DELAY, 180)),
+                battery_priority_soc=float(setting(CONF_BATTERY_PRIORITY_SOC, 100)),
+                battery_discharge_soc=0.0 if setting(CONF_BATTERY_FOR_EV) else None,
+                data_timeout_s=METER_TIMEOUT_S,
+            ),
+            zni=ZniConfig(
+                enabled=self.zni.enabled,
+                fraction=float(setting(CONF_ZNI_FRACTION, 50)) / 100,
+                max_sessions=None if max_sessions in (None, "") else int(max_sessions),
+                safe_default=1 if str(setting(CONF_ZNI_SAFE_DEFAULT, "0")) == "1" else 0,
+            ),
+            timezone=dt_util.get_time_zone(self.hass.config.time_zone) or dt_util.UTC,
+        )
+
+    def charge_mode(self, key: str) -> ChargeMode:
+        """A connector's charging mode (``now`` until the user picks another)."""
+        return ChargeMode(self.runtime.charge_modes.get(key, ChargeMode.NOW))
+
+    def tariff_policy(self, key: str) -> TariffPolicy:
+        """A connector's tariff policy (``ignore`` until the user picks another)."""
+        return TariffPolicy(self.runtime.tariff_policies.get(key, TariffPolicy.IGNORE))
+
+    async def async_set_charge_mode(self, key: str, mode: ChargeMode) -> None:
+        """Change a connector's charging mode (kept across restarts); a cycle follows at once."""
+        self.runtime.charge_modes[key] = mode.value
+        self.runtime.async_save()
+        await self.async_refresh()
+
+    async def async_set_tariff_policy(self, key: str, policy: TariffPolicy) -> None:
+        """Change a connector's tariff policy (kept across restarts); a cycle follows at once."""
+        self.runtime.tariff_policies[key] = policy.value
+        self.runtime.async_save()
+        await self.async_refresh()
 
     # -------------------------------------------------------------- mode
     async def async_set_mode(self, mode: EmsMode) -> None:
@@ -260,11 +335,12 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     # ------------------------------------------------------------- cycle
     async def _async_update_data(self) -> EnergyState:
+        now_dt = dt_util.utcnow()
+        now = now_dt.timestamp()
+        connectors = self._active_connectors()
         if self.mode is EmsMode.OFF:
             self._set_meter_issue(None)
-            return EnergyState(self.mode, EmsStatus.OFF)
-        now = dt_util.utcnow().timestamp()
-        connectors = self._active_connectors()
+            return EnergyState(self.mode, EmsStatus.OFF, strategy=self._zni_while_off(now_dt, connectors))
         meter_w, measured_at = self._grid_meter()
         inputs = self.site_inputs()
         tree = self._tree(connectors, meter_w, measured_at, inputs)
@@ -273,7 +349,15 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         for known in list(self.regulator.state):
             if known not in wanted:
                 self.regulator.forget(known)
-        result = self.regulator.cycle(tree, sessions, now)
+        strategy = self.strategy.cycle(
+            now,
+            tree,
+            sessions,
+            self._strategy_inputs(now_dt, meter_w, measured_at, inputs),
+            {key: self._session_settings(key, connectors) for key in wanted},
+        )
+        self._after_strategy(strategy)
+        result = self.regulator.cycle(tree, strategy.apply(sessions), now)
         site = result.allocation.nodes[SITE_NODE]
         meter_lost = self.has_meter and (meter_w is None or site.stale)
         self._set_meter_issue(None if meter_lost else meter_w)
@@ -283,7 +367,93 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         delay = RAMP_DELAY_S if decreases else 0.0
         for changed in result.changed:
             self._send(changed, result.setpoint(changed), connectors, 0.0 if changed in decreases else delay)
-        return EnergyState(self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w, inputs)
+        return EnergyState(
+            self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w, inputs, strategy
+        )
+
+    # -------------------------------------------------------- strategies
+    def _strategy_inputs(
+        self, now: datetime, meter_w: float | None, measured_at: float | None, inputs: SiteInputs
+    ) -> StrategyInputs:
+        return StrategyInputs(
+            grid_power_w=meter_w,
+            grid_measured_at=measured_at,
+            pv_power_w=inputs.pv_w,
+            battery_power_w=inputs.battery_w,
+            battery_soc=inputs.battery_soc,
+            zni_signal=self.zni.value(now),
+            zni_next=self.zni.next_change(now),
+            tariff=self.tariffs.state(now),
+        )
+
+    def _session_settings(self, key: str, connectors: list[tuple[ChargerCoordinator, Connector]]) -> SessionSettings:
+        nominal: float | None = None
+        for coordinator, connector in connectors:
+            if session_id(coordinator.charger_id, connector.connector_id) == key:
+                phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
+                nominal = coordinator.max_current * phases * self.voltage
+        return SessionSettings(
+            mode=self.charge_mode(key), tariff=TariffOption(self.tariff_policy(key)), nominal_power_w=nominal
+        )
+
+    def _zni_while_off(
+        self, now: datetime, connectors: list[tuple[ChargerCoordinator, Connector]]
+    ) -> StrategyResult | None:
+        """With the manager off, the ZNI signal still caps every charger (seed 004, Annex B)."""
+        if not self.zni.enabled:
+            return None
+        sessions = [self._session(coordinator, connector) for coordinator, connector in connectors]
+        keys = {session.id for session in sessions}
+        strategy = self.strategy.cycle(
+            now.timestamp(),
+            self._tree(connectors, None, None),
+            sessions,
+            StrategyInputs(zni_signal=self.zni.value(now), zni_next=self.zni.next_change(now)),
+            {key: replace(self._session_settings(key, connectors), mode=ChargeMode.NOW) for key in keys},
+        )
+        self._after_strategy(strategy)
+        for key, target in strategy.targets.items():
+            if strategy.zni_cap_active and target.rule is Rule.ZNI:
+                self._zni_capped.add(key)
+                if self._desired.get(key) != target.max_a:
+                    self._send(key, target.max_a, connectors)
+        for key in list(self._zni_capped):
+            if not strategy.zni_cap_active or key not in keys or strategy.targets[key].rule is not Rule.ZNI:
+                self._zni_capped.discard(key)
+                if key in keys:
+                    self._send(key, None, connectors)  # back to unmanaged
+        return strategy
+
+    def _after_strategy(self, strategy: StrategyResult) -> None:
+        """Keep the ZNI evidence; raise or clear the repair issues of the signals."""
+        for entry in strategy.evidence:
+            self.runtime.zni_evidence.append(entry.as_dict())
+            _LOGGER.info("ZNI signal: %s", entry.as_dict())
+        if strategy.evidence:
+            del self.runtime.zni_evidence[:-ZNI_EVIDENCE_LIMIT]
+            self.runtime.async_save()
+        zni_lost = self.zni.enabled and strategy.zni.source is ZniSource.DEFAULT
+        self._issue("zni_unavailable", zni_lost, {"source": self.zni.entity_id or self.zni.source})
+        self._issue("pv_data_lost", strategy.pv_data_lost, {"meter": self.meter_name or "-"})
+
+    @callback
+    def _issue(self, key: str, active: bool, placeholders: dict[str, str]) -> None:
+        issue_id = f"{key}_{self.runtime.entry.entry_id}"
+        if active and issue_id not in self._open_issues:
+            _LOGGER.warning("%s: %s", key, placeholders)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key=key,
+                translation_placeholders=placeholders,
+            )
+            self._open_issues.add(issue_id)
+        elif not active and issue_id in self._open_issues:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            self._open_issues.discard(issue_id)
 
     @staticmethod
     def _lowers(result: RegulatorResult, key: str) -> bool:
@@ -530,7 +700,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     # ------------------------------------------------------------ output
     def _send(
-        self, key: str, amps: float, connectors: list[tuple[ChargerCoordinator, Connector]], delay: float = 0.0
+        self, key: str, amps: float | None, connectors: list[tuple[ChargerCoordinator, Connector]], delay: float = 0.0
     ) -> None:
         """Send one setpoint in the background, one at a time per connector, the latest one last."""
         self._desired[key] = amps
@@ -555,7 +725,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 amps = self._desired[key]
                 status = await link.set_current_limit(connector_id, amps)
                 if status != "Accepted":
-                    _LOGGER.warning("%s: setpoint %.0f A answered %s", key, amps, status)
+                    _LOGGER.warning("%s: setpoint %s A answered %s", key, amps, status)
                     self.regulator.forget(key)
                     return
                 if self._desired.get(key) == amps:

@@ -12,7 +12,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import ChargerCoordinator
-from .energy import EnergyCoordinator
+from .energy import EnergyCoordinator, session_id
 from .ocpp.model import Charger, Connector
 from .runtime import CariflexConfigEntry
 
@@ -103,3 +103,20 @@ class SiteEntity(CoordinatorEntity[EnergyCoordinator]):
         entry_id = coordinator.runtime.entry.entry_id
         self._attr_unique_id = f"{entry_id}_{description.key}"
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
+
+
+class ConnectorEnergyEntity(CoordinatorEntity[EnergyCoordinator]):
+    """A connector's entity that shows or sets something of the energy manager (its charger's device)."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self, energy: EnergyCoordinator, charger: ChargerCoordinator, connector_id: int, description: EntityDescription
+    ) -> None:
+        super().__init__(energy)
+        self.entity_description = description
+        self._session_id = session_id(charger.charger_id, connector_id)
+        self._attr_unique_id = f"{charger.charger_id}_{connector_id}_{description.key}"
+        self._attr_translation_key = translation_key_for(description, connector_id)
+        self._attr_translation_placeholders = {"connector": str(connector_id)}
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, charger.charger_id)})

@@ -39,6 +39,7 @@ from .const import (
     SUBENTRY_BOARD,
     SUBENTRY_CHARGER,
     SUBENTRY_METER,
+    ZNI_EVIDENCE_LIMIT,
 )
 from .coordinator import ChargerCoordinator
 from .energy import EnergyCoordinator
@@ -88,6 +89,9 @@ class CariflexRuntime:
         self.settings_signature = self.signature(entry)
         self.hub_device_id: str | None = None
         self.ems_mode = "off"
+        self.charge_modes: dict[str, str] = {}  # per connector (charger/connector): off, now, min_pv, pv
+        self.tariff_policies: dict[str, str] = {}  # per connector: ignore, offpeak, avoid_red...
+        self.zni_evidence: list[dict[str, Any]] = []  # every ZNI signal change and the caps applied
         self.energy: EnergyCoordinator | None = None
         self.meters: dict[str, MeterCoordinator] = {}
         self._meter_callbacks: list[Callable[[MeterCoordinator], None]] = []
@@ -113,6 +117,9 @@ class CariflexRuntime:
             self.badges.upsert(Badge.from_dict(raw))
         self.history = list(stored.get("history", []))[-HISTORY_LIMIT:]
         self.ems_mode = str(stored.get("ems_mode", "off"))
+        self.charge_modes = {str(k): str(v) for k, v in stored.get("charge_modes", {}).items()}
+        self.tariff_policies = {str(k): str(v) for k, v in stored.get("tariff_policies", {}).items()}
+        self.zni_evidence = list(stored.get("zni_evidence", []))[-ZNI_EVIDENCE_LIMIT:]
         for charger_id, snapshot in stored.get("chargers", {}).items():
             self.backend.charger(charger_id).restore(snapshot)
         self._register_hub()
@@ -135,6 +142,14 @@ class CariflexRuntime:
         await self.central.start()
         await self.async_sync_meters()
         self.energy = EnergyCoordinator(self.hass, self.entry, self)
+        energy = self.energy
+
+        def signal_changed() -> None:
+            self.entry.async_create_background_task(
+                self.hass, energy.async_request_refresh(), "cariflex ZNI signal change"
+            )
+
+        energy.zni.start(self.entry.async_on_unload, signal_changed)
 
     async def async_stop(self) -> None:
         """Close the ports, stop listening, write the state."""
@@ -162,6 +177,9 @@ class CariflexRuntime:
             "badges": [badge.as_dict() for badge in self.badges.all()],
             "history": self.history[-HISTORY_LIMIT:],
             "ems_mode": self.ems_mode,
+            "charge_modes": self.charge_modes,
+            "tariff_policies": self.tariff_policies,
+            "zni_evidence": self.zni_evidence[-ZNI_EVIDENCE_LIMIT:],
         }
 
     @callback

@@ -33,8 +33,10 @@ from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .coordinator import ChargerCoordinator
-from .energy import SITE_NODE, EmsStatus, EnergyCoordinator, EnergyState, session_id
-from .entity import CariflexEntity, SiteEntity, async_add_charger_entities, translation_key_for
+from .ems.allocator import Reason
+from .ems.strategy import REASONS as STRATEGY_REASONS, StrategyResult
+from .energy import SITE_NODE, EmsStatus, EnergyCoordinator, EnergyState
+from .entity import CariflexEntity, ConnectorEnergyEntity, SiteEntity, async_add_charger_entities
 from .meters import MeterCoordinator
 from .modbus import Quantity
 from .ocpp.model import Charger, Connector, ConnectorStatus
@@ -248,6 +250,51 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         value_fn=lambda state: state.status.value,
     ),
 )
+PV_SURPLUS = SiteSensorDescription(
+    key="pv_surplus",
+    translation_key="pv_surplus",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
+    suggested_display_precision=1,
+    value_fn=lambda state: None if state.strategy is None else state.strategy.surplus_w,
+)
+ZNI_CAP = SiteSensorDescription(
+    key="zni_cap",
+    translation_key="zni_cap",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
+    suggested_display_precision=1,
+    value_fn=lambda state: zni_cap_w(state.strategy),
+)
+LIMIT_REASONS: list[str] = sorted({*(str(reason) for reason in Reason), "board_limit", "unmanaged", *STRATEGY_REASONS})
+LIMIT_REASON = SensorEntityDescription(
+    key="limit_reason",
+    translation_key="limit_reason",
+    device_class=SensorDeviceClass.ENUM,
+    options=LIMIT_REASONS,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+def zni_cap_w(strategy: StrategyResult | None) -> float | None:
+    """The total power the ZNI signal allows the sessions while it is 0 (None while it is 1)."""
+    if strategy is None or not strategy.zni_cap_active:
+        return None
+    return round(sum(strategy.zni.caps_w.values()), 1)
+
+
+def limit_reason(reason: str | None) -> tuple[str | None, str | None]:
+    """A session's reason as one of :data:`LIMIT_REASONS`, and the board it names, if any."""
+    if reason is None:
+        return None, None
+    key, _, node = reason.partition(":")
+    return (key if key in LIMIT_REASONS else "unmanaged"), (node or None)
+
+
 ALLOCATED_CURRENT = SensorEntityDescription(
     key="allocated_current",
     translation_key="allocated_current",
@@ -338,7 +385,12 @@ async def async_setup_entry(
     """Add sensors for the site, every charger and every connector."""
     energy = entry.runtime_data.energy
     assert energy is not None
-    async_add_entities([SiteSensor(energy, description) for description in SITE_SENSORS])
+    site_sensors = [*SITE_SENSORS]
+    if energy.has_meter:
+        site_sensors.append(PV_SURPLUS)
+    if energy.zni.enabled:
+        site_sensors.append(ZNI_CAP)
+    async_add_entities([SiteSensor(energy, description) for description in site_sensors])
 
     def charger_entities(coordinator: ChargerCoordinator) -> list[SensorEntity]:
         return [ChargerSensor(coordinator, description) for description in CHARGER_SENSORS]
@@ -346,7 +398,8 @@ async def async_setup_entry(
     def connector_entities(coordinator: ChargerCoordinator, connector_id: int) -> list[SensorEntity]:
         return [
             *(ConnectorSensor(coordinator, description, connector_id) for description in CONNECTOR_SENSORS),
-            AllocatedCurrentSensor(energy, coordinator, connector_id),
+            AllocatedCurrentSensor(energy, coordinator, connector_id, ALLOCATED_CURRENT),
+            LimitReasonSensor(energy, coordinator, connector_id, LIMIT_REASON),
         ]
 
     async_add_charger_entities(entry, async_add_entities, charger_entities, connector_entities)
@@ -419,19 +472,8 @@ class SiteSensor(SiteEntity, SensorEntity):
         return self.entity_description.value_fn(self.coordinator.data)
 
 
-class AllocatedCurrentSensor(CoordinatorEntity[EnergyCoordinator], SensorEntity):
+class AllocatedCurrentSensor(ConnectorEnergyEntity, SensorEntity):
     """The current the energy manager gives a connector's session (0: paused; none: no session)."""
-
-    _attr_has_entity_name = True
-    entity_description = ALLOCATED_CURRENT
-
-    def __init__(self, energy: EnergyCoordinator, charger: ChargerCoordinator, connector_id: int) -> None:
-        super().__init__(energy)
-        self._session_id = session_id(charger.charger_id, connector_id)
-        self._attr_unique_id = f"{charger.charger_id}_{connector_id}_allocated_current"
-        self._attr_translation_key = translation_key_for(ALLOCATED_CURRENT, connector_id)
-        self._attr_translation_placeholders = {"connector": str(connector_id)}
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, charger.charger_id)})
 
     @property
     def native_value(self) -> float | None:
@@ -469,3 +511,22 @@ class ConnectorSensor(CariflexEntity, SensorEntity):
     def native_value(self) -> StateType | datetime:
         """The value from the model."""
         return self.entity_description.value_fn(self.connector, dt_util.utcnow())
+
+
+class LimitReasonSensor(ConnectorEnergyEntity, SensorEntity):
+    """Why the connector's session has its current: site or board limit, ZNI cap, PV waiting, paused..."""
+
+    @property
+    def native_value(self) -> str | None:
+        """The reason of the last cycle (unknown without a session)."""
+        state = self.coordinator.data
+        if state.result is None:
+            return "unmanaged" if state.target(self._session_id) is not None else None
+        return limit_reason(state.reason(self._session_id))[0]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """The board that bound it and the strategy's own reason."""
+        state = self.coordinator.data
+        board = limit_reason(state.reason(self._session_id))[1]
+        return {"board": board, "strategy": state.target(self._session_id)}
