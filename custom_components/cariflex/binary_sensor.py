@@ -9,7 +9,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .compat import BinarySensorDeviceClass
 from .coordinator import ChargerCoordinator
-from .entity import CariflexEntity, SiteEntity, async_add_charger_entities
+from .entity import CariflexEntity, CloudEntity, SiteEntity, async_add_charger_entities
 from .runtime import CariflexConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -22,6 +22,12 @@ CONNECTED = BinarySensorEntityDescription(
 )
 
 ZNI_CONSTRAINT = BinarySensorEntityDescription(key="zni_constraint", translation_key="zni_constraint")
+CLOUD_CONNECTION = BinarySensorEntityDescription(
+    key="cloud_connection",
+    translation_key="cloud_connection",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
 
 
 async def async_setup_entry(
@@ -34,6 +40,8 @@ async def async_setup_entry(
     assert energy is not None
     if energy.zni.enabled:
         async_add_entities([ZniConstraintSensor(energy, ZNI_CONSTRAINT)])
+    if (cloud := entry.runtime_data.cloud) is not None:
+        async_add_entities([CloudConnectionSensor(cloud, CLOUD_CONNECTION)])
 
     def charger_entities(coordinator: ChargerCoordinator) -> list[BinarySensorEntity]:
         return [ChargerConnectedSensor(coordinator, CONNECTED)]
@@ -75,3 +83,12 @@ class ZniConstraintSensor(SiteEntity, BinarySensorEntity):
             "applied": strategy.zni.applied,
             "source": str(strategy.zni.source),
         }
+
+
+class CloudConnectionSensor(CloudEntity, BinarySensorEntity):
+    """On while the site's uplink to the cloud connector is open and welcomed."""
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the cloud connector has the site online."""
+        return self.cloud.client is not None and self.cloud.client.connected

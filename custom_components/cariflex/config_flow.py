@@ -38,6 +38,12 @@ from .const import (
     CONF_BYTESIZE,
     CONF_CERTFILE,
     CONF_CHARGER_ID,
+    CONF_CLOUD_ADDRESS,
+    CONF_CLOUD_CITY,
+    CONF_CLOUD_COUNTRY,
+    CONF_CLOUD_POSTAL_CODE,
+    CONF_CLOUD_TOKEN,
+    CONF_CLOUD_URL,
     CONF_ECOWATT_ENTITY,
     CONF_EMS_STRATEGY,
     CONF_GENSET_ENTITY,
@@ -415,7 +421,7 @@ class CariflexOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Which settings to change."""
-        return self.async_show_menu(step_id="init", menu_options=["site", "pv", "zni", "tariffs"])
+        return self.async_show_menu(step_id="init", menu_options=["site", "pv", "zni", "tariffs", "cloud"])
 
     def _save(self, values: dict[str, Any], keys: Iterable[str]) -> ConfigFlowResult:
         """The options with this page's ``keys`` replaced by ``values`` (an emptied field is removed)."""
@@ -459,6 +465,22 @@ class CariflexOptionsFlow(OptionsFlow):
             step_id="zni", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
 
+    async def async_step_cloud(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The Cariflex cloud connector: its address, the site's token, where the site is."""
+        schema = vol.Schema(_cloud_options_schema(dict(self.config_entry.options)))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url = str(user_input.get(CONF_CLOUD_URL) or "").strip()
+            if url and not url.startswith(("ws://", "wss://")):
+                errors[CONF_CLOUD_URL] = "invalid_cloud_url"
+            elif bool(url) != bool(user_input.get(CONF_CLOUD_TOKEN)):
+                errors["base"] = "cloud_incomplete"
+            else:
+                return self._save({**user_input, CONF_CLOUD_URL: url}, [str(key) for key in schema.schema])
+        return self.async_show_form(
+            step_id="cloud", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
+        )
+
     async def async_step_tariffs(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Off-peak hours (a schedule or an entity), Tempo day colour, EcoWatt level."""
         schema = vol.Schema(_tariff_options_schema(dict(self.config_entry.options)))
@@ -475,6 +497,24 @@ class CariflexOptionsFlow(OptionsFlow):
         return self.async_show_form(
             step_id="tariffs", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
+
+
+def _cloud_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    text = selector.TextSelector()
+    return {
+        vol.Optional(CONF_CLOUD_URL, description=_suggested(defaults, CONF_CLOUD_URL)): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+        ),
+        vol.Optional(CONF_CLOUD_TOKEN, description=_suggested(defaults, CONF_CLOUD_TOKEN)): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+        ),
+        vol.Optional(CONF_CLOUD_ADDRESS, description=_suggested(defaults, CONF_CLOUD_ADDRESS)): text,
+        vol.Optional(CONF_CLOUD_POSTAL_CODE, description=_suggested(defaults, CONF_CLOUD_POSTAL_CODE)): text,
+        vol.Optional(CONF_CLOUD_CITY, description=_suggested(defaults, CONF_CLOUD_CITY)): text,
+        vol.Required(CONF_CLOUD_COUNTRY, default=defaults.get(CONF_CLOUD_COUNTRY, "FRA")): vol.All(
+            str, vol.Upper, vol.Match(r"^[A-Z]{3}$")
+        ),
+    }
 
 
 def _suggested(defaults: Mapping[str, Any], key: str) -> dict[str, Any]:

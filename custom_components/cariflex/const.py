@@ -112,3 +112,11 @@ CONF_TEMPO_ENTITY: Final = "tempo_entity"
 CONF_ECOWATT_ENTITY: Final = "ecowatt_entity"
 ZNI_EVIDENCE_LIMIT: Final = 5000  # signal changes kept as Advenir evidence (about a year of ZNI events)
 ZNI_FETCH_S: Final = 600  # the EDF open-data signal: every 10 minutes (10,000 requests a day)
+
+# Cloud connector (options: the site's uplink)
+CONF_CLOUD_URL: Final = "cloud_url"
+CONF_CLOUD_TOKEN: Final = "cloud_token"
+CONF_CLOUD_ADDRESS: Final = "address"
+CONF_CLOUD_CITY: Final = "city"
+CONF_CLOUD_POSTAL_CODE: Final = "postal_code"
+CONF_CLOUD_COUNTRY: Final = "country"

@@ -690,12 +690,17 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     def _session(self, coordinator: ChargerCoordinator, connector: Connector) -> EmsSession:
         assert connector.session is not None
         draw = connector.readings.current_a
+        key = session_id(coordinator.charger_id, connector.connector_id)
+        cap_w = self.runtime.session_caps_w.get(key)
+        phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
         return EmsSession(
-            id=session_id(coordinator.charger_id, connector.connector_id),
-            charger_id=session_id(coordinator.charger_id, connector.connector_id),
+            id=key,
+            charger_id=key,
             arrival=connector.session.started_at.timestamp(),
             measured_a=self._draw(connector) if draw else None,
             setpoint_a=connector.current_limit_a,
+            # A cap from the cloud (an OCPI charging profile) bounds the session like the car's own limit.
+            ev_max_current_a=None if cap_w is None else cap_w / self.voltage / phases,
         )
 
     # ------------------------------------------------------------ output

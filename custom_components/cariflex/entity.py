@@ -10,6 +10,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .cloud import CloudLink
 from .const import DOMAIN
 from .coordinator import ChargerCoordinator
 from .energy import EnergyCoordinator, session_id
@@ -120,3 +121,21 @@ class ConnectorEnergyEntity(CoordinatorEntity[EnergyCoordinator]):
         self._attr_translation_key = translation_key_for(description, connector_id)
         self._attr_translation_placeholders = {"connector": str(connector_id)}
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, charger.charger_id)})
+
+
+class CloudEntity(Entity):
+    """An entity of the site device showing its link to the cloud connector (pushed by the link)."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, cloud: CloudLink, description: EntityDescription) -> None:
+        self.cloud = cloud
+        self.entity_description = description
+        entry_id = cloud.runtime.entry.entry_id
+        self._attr_unique_id = f"{entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the link's state and queue."""
+        self.async_on_remove(self.cloud.add_listener(self.async_write_ha_state))

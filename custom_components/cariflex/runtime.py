@@ -13,11 +13,14 @@ from homeassistant.helpers import device_registry as dr, discovery_flow
 from homeassistant.helpers.storage import Store
 
 from .access import AuthMode, Badge, BadgeList
+from .cloud import CloudLink
 from .const import (
     CONF_AUTH_MODE,
     CONF_CALL_TIMEOUT,
     CONF_CERTFILE,
     CONF_CHARGER_ID,
+    CONF_CLOUD_TOKEN,
+    CONF_CLOUD_URL,
     CONF_HEARTBEAT_INTERVAL,
     CONF_KEYFILE,
     CONF_PASSWORD_HASH,
@@ -47,6 +50,7 @@ from .meters import MeterCoordinator, async_load_profile
 from .ocpp.model import Charger, Session
 from .ocpp.server import CentralSystem, build_ssl_context
 from .ocpp.site import ChargerConfig, SiteBackend, TransactionCounter, UnknownChargerPolicy
+from .uplink import QueueError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -92,6 +96,8 @@ class CariflexRuntime:
         self.charge_modes: dict[str, str] = {}  # per connector (charger/connector): off, now, min_pv, pv
         self.tariff_policies: dict[str, str] = {}  # per connector: ignore, offpeak, avoid_red...
         self.zni_evidence: list[dict[str, Any]] = []  # every ZNI signal change and the caps applied
+        self.session_caps_w: dict[str, float] = {}  # per connector: a cap set by the cloud (OCPI charging profile)
+        self.cloud: CloudLink | None = None
         self.energy: EnergyCoordinator | None = None
         self.meters: dict[str, MeterCoordinator] = {}
         self._meter_callbacks: list[Callable[[MeterCoordinator], None]] = []
@@ -150,9 +156,20 @@ class CariflexRuntime:
             )
 
         energy.zni.start(self.entry.async_on_unload, signal_changed)
+        if self.setting(CONF_CLOUD_URL) and self.setting(CONF_CLOUD_TOKEN):
+            cloud = CloudLink(self.hass, self)
+            try:
+                await cloud.async_start()
+            except QueueError as err:  # the site runs on without its uplink
+                _LOGGER.error("Cloud connector link not started: %s", err)
+                await cloud.async_stop()
+            else:
+                self.cloud = cloud
 
     async def async_stop(self) -> None:
         """Close the ports, stop listening, write the state."""
+        if self.cloud is not None:
+            await self.cloud.async_stop()
         if self.energy is not None:
             await self.energy.async_shutdown()
         for meter in self.meters.values():

@@ -36,7 +36,7 @@ from .coordinator import ChargerCoordinator
 from .ems.allocator import Reason
 from .ems.strategy import REASONS as STRATEGY_REASONS, StrategyResult
 from .energy import SITE_NODE, EmsStatus, EnergyCoordinator, EnergyState
-from .entity import CariflexEntity, ConnectorEnergyEntity, SiteEntity, async_add_charger_entities
+from .entity import CariflexEntity, CloudEntity, ConnectorEnergyEntity, SiteEntity, async_add_charger_entities
 from .meters import MeterCoordinator
 from .modbus import Quantity
 from .ocpp.model import Charger, Connector, ConnectorStatus
@@ -280,6 +280,15 @@ LIMIT_REASON = SensorEntityDescription(
 )
 
 
+CLOUD_QUEUE = SensorEntityDescription(
+    key="cloud_queue",
+    translation_key="cloud_queue",
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement="events",
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
 def zni_cap_w(strategy: StrategyResult | None) -> float | None:
     """The total power the ZNI signal allows the sessions while it is 0 (None while it is 1)."""
     if strategy is None or not strategy.zni_cap_active:
@@ -391,6 +400,8 @@ async def async_setup_entry(
     if energy.zni.enabled:
         site_sensors.append(ZNI_CAP)
     async_add_entities([SiteSensor(energy, description) for description in site_sensors])
+    if (cloud := entry.runtime_data.cloud) is not None:
+        async_add_entities([CloudQueueSensor(cloud, CLOUD_QUEUE)])
 
     def charger_entities(coordinator: ChargerCoordinator) -> list[SensorEntity]:
         return [ChargerSensor(coordinator, description) for description in CHARGER_SENSORS]
@@ -530,3 +541,21 @@ class LimitReasonSensor(ConnectorEnergyEntity, SensorEntity):
         state = self.coordinator.data
         board = limit_reason(state.reason(self._session_id))[1]
         return {"board": board, "strategy": state.target(self._session_id)}
+
+
+class CloudQueueSensor(CloudEntity, SensorEntity):
+    """Events waiting for the cloud connector; the last sync and the link's state as attributes."""
+
+    @property
+    def native_value(self) -> int | None:
+        """How many events the cloud has not acknowledged yet."""
+        return None if self.cloud.client is None else self.cloud.client.queue_length
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """When the cloud last acknowledged an event, and the link's state."""
+        client = self.cloud.client
+        if client is None:
+            return {}
+        last = client.last_sync
+        return {"last_sync": last.isoformat() if last else None, "state": str(client.state)}

@@ -639,40 +639,50 @@ def _site(hass: HomeAssistant, device_id: str) -> CariflexRuntime:
     )
 
 
+async def async_run_ocpp_action(charger: Charger, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Run the OCPP action named like its Home Assistant action (``reserve_now``...) on ``charger``.
+
+    ``data`` holds the action's fields, already validated. The charger's answer is returned;
+    a request the charger's version cannot carry raises :class:`ServiceValidationError`.
+    """
+    spec = OCPP_ACTIONS[name]
+    version = charger.link.version if charger.link else charger.ocpp_version or V16
+    message = spec.v201 if version == V201 else spec.v16
+    if message is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_supported_by_version",
+            translation_placeholders={"action": name, "version": version, "charger": charger.charger_id},
+        )
+    action, payload_fn = message
+    if name == "get_configuration" and version == V201 and not data.get("keys"):
+        # 2.0.1 has no "all keys" GetVariables: the configuration comes as a base report.
+        action, payload_fn = "GetBaseReport", _configuration_report
+    payload = payload_fn(dict(data), charger)
+    try:
+        validate(version, CALL, action, payload)
+    except OcppError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_request",
+            translation_placeholders={"action": action, "error": err.description},
+        ) from err
+    if version == V201 and action in REPORTING_ACTIONS:
+        response = await async_call_link(
+            charger, name, lambda link: cast("V201Adapter", link).request_report(action, payload)
+        )
+    else:
+        response = await async_call_link(charger, name, lambda link: link.call(action, payload))
+    if name == "reserve_now":
+        # The id is needed to cancel the reservation later.
+        response = {**response, "reservationId": payload.get("reservationId", payload.get("id"))}
+    return response
+
+
 def _make_handler(name: str, spec: OcppAction) -> Callable[[ServiceCall], Any]:
     async def handle(call: ServiceCall) -> ServiceResponse:
         _runtime, charger = _runtime_and_charger(call.hass, call.data[ATTR_DEVICE_ID])
-        version = charger.link.version if charger.link else charger.ocpp_version or V16
-        message = spec.v201 if version == V201 else spec.v16
-        if message is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="not_supported_by_version",
-                translation_placeholders={"action": name, "version": version, "charger": charger.charger_id},
-            )
-        action, payload_fn = message
-        if name == "get_configuration" and version == V201 and not call.data.get("keys"):
-            # 2.0.1 has no "all keys" GetVariables: the configuration comes as a base report.
-            action, payload_fn = "GetBaseReport", _configuration_report
-        payload = payload_fn(dict(call.data), charger)
-        try:
-            validate(version, CALL, action, payload)
-        except OcppError as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_request",
-                translation_placeholders={"action": action, "error": err.description},
-            ) from err
-        if version == V201 and action in REPORTING_ACTIONS:
-            response = await async_call_link(
-                charger, name, lambda link: cast("V201Adapter", link).request_report(action, payload)
-            )
-        else:
-            response = await async_call_link(charger, name, lambda link: link.call(action, payload))
-        if name == "reserve_now":
-            # The id is needed to cancel the reservation later.
-            response = {**response, "reservationId": payload.get("reservationId", payload.get("id"))}
-        return response
+        return await async_run_ocpp_action(charger, name, dict(call.data))
 
     return handle
 

@@ -395,7 +395,7 @@ async def test_options_flow_stores_values_and_reloads_with_new_policy(
     old_runtime = site.runtime_data
     result = await hass.config_entries.options.async_init(site.entry_id)
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["site", "pv", "zni", "tariffs"]
+    assert result["menu_options"] == ["site", "pv", "zni", "tariffs", "cloud"]
     result = await hass.config_entries.options.async_configure(result["flow_id"], {"next_step_id": "site"})
     assert result["step_id"] == "site"
     defaults = form_defaults(result)
@@ -740,3 +740,12 @@ async def test_strategy_option_pages_keep_the_other_pages_and_check_their_source
     # Emptying a field removes it.
     result = await options_page(hass, site, "tariffs", {"offpeak_schedule": ""})
     assert "offpeak_schedule" not in site.options
+
+    # Cloud: a websocket address and a token, both or neither.
+    result = await options_page(hass, site, "cloud", {"cloud_url": "https://cloud.example"})
+    assert result["errors"] == {"cloud_url": "invalid_cloud_url"}
+    result = await options_page(hass, site, "cloud", {"cloud_url": "wss://cloud.example/uplink/v1"})
+    assert result["errors"] == {"base": "cloud_incomplete"}
+    result = await options_page(hass, site, "cloud", {"country": "mtq"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site.options["country"] == "MTQ"

@@ -1,0 +1,136 @@
+"""A real Home Assistant site linked to a real cloud uplink endpoint (aiohttp on 127.0.0.1, SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import contextlib
+import json
+from pathlib import Path
+import sqlite3
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.cariflex.cloud import command_result
+from custom_components.cariflex.const import DOMAIN
+from custom_components.cariflex.energy import EmsMode
+from tests.cloud.uplink_harness import SITE_A, Cloud
+from tests.conftest import ChargerFactory, free_port, site_entry, state_of, wait_for
+
+
+def events(path: Path, site_id: str = SITE_A[0]) -> list[tuple[str, dict[str, Any]]]:
+    """``(kind, data)`` of every event the cloud applied for the site, in order."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT kind, data FROM events WHERE site_id = ? ORDER BY seq", (site_id,)).fetchall()
+    return [(kind, json.loads(data)) for kind, data in rows]
+
+
+def kinds(path: Path) -> list[str]:
+    return [kind for kind, _ in events(path)]
+
+
+@pytest.fixture
+async def cloud(hass: HomeAssistant, tmp_path: Path, socket_enabled: None) -> AsyncIterator[Cloud]:
+    hass.config.config_dir = str(tmp_path / "config")  # the site's queue goes to its .storage
+    server = Cloud(tmp_path / "cloud.db", free_port())
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def linked_site(hass: HomeAssistant, ws_port: int, url: str, token: str) -> MockConfigEntry:
+    entry = site_entry(
+        ws_port,
+        chargers={"CP1": {}},
+        options={"cloud_url": url, "cloud_token": token, "city": "Fort-de-France", "postal_code": "97200"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def test_a_site_reports_to_the_cloud_and_runs_its_commands_on_a_real_charger(
+    hass: HomeAssistant, cloud: Cloud, ws_port: int, chargers: ChargerFactory
+) -> None:
+    entry = await linked_site(hass, ws_port, cloud.url, SITE_A[1])
+    await wait_for(lambda: state_of(hass, "binary_sensor.test_site_cloud_connection") == "on", timeout=10)
+    cp = await chargers("CP1")
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, "TAG-1")
+    await wait_for(lambda: {"inventory", "status", "session_start"} <= set(kinds(cloud.path)), timeout=10)
+    inventory = next(data for kind, data in events(cloud.path) if kind == "inventory")
+    assert inventory["site"]["city"] == "Fort-de-France"
+    assert inventory["site"]["country"] == "FRA"
+    assert [c["id"] for c in inventory["chargers"]] == ["CP1"]
+    start = next(data for kind, data in events(cloud.path) if kind == "session_start")
+    assert start["charger_id"] == "CP1"
+    assert start["id_tag"] == "TAG-1"
+    await wait_for(lambda: state_of(hass, "sensor.test_site_cloud_queue") == "0", timeout=10)
+
+    # The cloud's commands run on the real charger; the results come back.
+    result = await cloud.hub.command(SITE_A[0], "unlock_connector", "CP1", {"evse_id": 1}, timeout=10)
+    assert (result.result, result.detail) == ("accepted", "Unlocked")
+    assert any(action == "UnlockConnector" for action, _ in cp.received)
+    result = await cloud.hub.command(SITE_A[0], "start_session", "CP1", {"evse_id": 1, "id_tag": "EMSP-1"})
+    assert result.result == "accepted"
+    assert any(action == "RemoteStartTransaction" and p["idTag"] == "EMSP-1" for action, p in cp.received)
+    result = await cloud.hub.command(SITE_A[0], "start_session", "NOPE", {"evse_id": 1, "id_tag": "X"})
+    assert result.result == "unknown_charger"
+    result = await cloud.hub.command(SITE_A[0], "reserve_now", "CP1", {"reservation_id": 1, "id_tag": "X"})
+    assert result.result == "rejected"  # no expiry: bad arguments, nothing sent
+    assert not any(action == "ReserveNow" for action, _ in cp.received)
+
+    # An OCPI charging profile caps the session through the energy manager.
+    energy = entry.runtime_data.energy
+    assert energy is not None
+    await energy.async_set_mode(EmsMode.ON)
+    session_id = start["session_id"]
+    result = await cloud.hub.command(
+        SITE_A[0], "set_charging_profile", "CP1", {"session_id": session_id, "limit_w": 6900}
+    )
+    assert result.result == "accepted"
+    await wait_for(lambda: cp.connectors[1].limit_a == 10, timeout=10)  # 6.9 kW on 3 phases at 230 V
+    result = await cloud.hub.command(SITE_A[0], "clear_charging_profile", "CP1", {"session_id": session_id})
+    assert result.result == "accepted"
+    assert entry.runtime_data.session_caps_w == {}
+    result = await cloud.hub.command(SITE_A[0], "clear_charging_profile", "CP1", {"session_id": "CP1:999"})
+    assert result.result == "rejected"
+
+    # The session ends: its end reaches the cloud with its energy.
+    await cp.meter_values(1, 60)
+    await cp.stop_transaction(1)
+    await wait_for(lambda: "session_end" in kinds(cloud.path), timeout=10)
+    end = next(data for kind, data in events(cloud.path) if kind == "session_end")
+    assert end["session_id"] == session_id
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_site_keeps_its_events_while_the_cloud_is_down_and_a_bad_token_raises_a_repair(
+    hass: HomeAssistant, cloud: Cloud, ws_port: int, chargers: ChargerFactory
+) -> None:
+    await cloud.stop()
+    entry = await linked_site(hass, ws_port, cloud.url, SITE_A[1])
+    cp = await chargers("CP1")
+    await cp.status(1, "Preparing")
+    await wait_for(lambda: int(state_of(hass, "sensor.test_site_cloud_queue")) >= 2, timeout=10)
+    assert state_of(hass, "binary_sensor.test_site_cloud_connection") == "off"
+    await cloud.start()
+    await wait_for(lambda: {"inventory", "status"} <= set(kinds(cloud.path)), timeout=30)
+    await hass.config_entries.async_unload(entry.entry_id)
+
+    # A token the cloud does not know: a repair issue, and the events stay queued.
+    other = await linked_site(hass, free_port(), cloud.url, "not-a-token")
+    issue_id = f"cloud_auth_failed_{other.entry_id}"
+    await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None, timeout=10)
+    await hass.config_entries.async_unload(other.entry_id)
+
+
+def test_command_results_from_charger_answers() -> None:
+    assert command_result({"status": "Accepted"}) == "accepted"
+    assert command_result({"status": "Unlocked"}) == "accepted"
+    assert command_result({"status": "Rejected"}) == "rejected"
+    assert command_result({}) == "rejected"
