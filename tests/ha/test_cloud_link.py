@@ -75,9 +75,6 @@ async def test_a_site_reports_to_the_cloud_and_runs_its_commands_on_a_real_charg
     result = await cloud.hub.command(SITE_A[0], "unlock_connector", "CP1", {"evse_id": 1}, timeout=10)
     assert (result.result, result.detail) == ("accepted", "Unlocked")
     assert any(action == "UnlockConnector" for action, _ in cp.received)
-    result = await cloud.hub.command(SITE_A[0], "start_session", "CP1", {"evse_id": 1, "id_tag": "EMSP-1"})
-    assert result.result == "accepted"
-    assert any(action == "RemoteStartTransaction" and p["idTag"] == "EMSP-1" for action, p in cp.received)
     result = await cloud.hub.command(SITE_A[0], "start_session", "NOPE", {"evse_id": 1, "id_tag": "X"})
     assert result.result == "unknown_charger"
     result = await cloud.hub.command(SITE_A[0], "reserve_now", "CP1", {"reservation_id": 1, "id_tag": "X"})
@@ -106,6 +103,10 @@ async def test_a_site_reports_to_the_cloud_and_runs_its_commands_on_a_real_charg
     await wait_for(lambda: "session_end" in kinds(cloud.path), timeout=10)
     end = next(data for kind, data in events(cloud.path) if kind == "session_end")
     assert end["session_id"] == session_id
+    # A remote start from the cloud (an eMSP's START_SESSION): the charger is asked, it accepts.
+    result = await cloud.hub.command(SITE_A[0], "start_session", "CP1", {"evse_id": 1, "id_tag": "EMSP-1"})
+    assert result.result == "accepted"
+    assert any(action == "RemoteStartTransaction" and p["idTag"] == "EMSP-1" for action, p in cp.received)
     await hass.config_entries.async_unload(entry.entry_id)
 
 
