@@ -281,7 +281,7 @@ async def test_201_stations_boot_heartbeat_and_charge(central: Central) -> None:
 
 
 async def test_mixed_site_charges_over_both_versions(central: Central) -> None:
-    options = parse_args(argv(central, "--ocpp", "mixed", "--sessions", "2", "--interval", "0.1", "--duration", "1.5"))
+    options = parse_args(argv(central, "--ocpp", "mixed", "--sessions", "2", "--interval", "0.1", "--duration", "3"))
     simulation = Simulation(options)
     assert await simulation.run() == 0
     assert {charger_id: central.charger(charger_id).ocpp_version for charger_id in ("T1", "T2")} == {
