@@ -1,0 +1,1 @@
+"""OCPI 2.2.1, CPO side: transport, versions and credentials, and the functional modules."""

@@ -1,0 +1,1 @@
+"""Repositories: every SQL statement of the service, grouped by table, over a storage ``Executor``."""
