@@ -69,6 +69,7 @@ from .const import (
     CONF_PROFILE,
     CONF_PV_DISABLE_DELAY,
     CONF_PV_ENABLE_DELAY,
+    CONF_PV_FORECAST_ENTITY,
     CONF_PV_POWER_ENTITY,
     CONF_PV_RESERVE,
     CONF_ROLE,
@@ -535,6 +536,9 @@ def _pv_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
         vol.Required(CONF_BATTERY_PRIORITY_SOC, default=defaults.get(CONF_BATTERY_PRIORITY_SOC, 100)): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=100)
         ),
+        vol.Optional(
+            CONF_PV_FORECAST_ENTITY, description=_suggested(defaults, CONF_PV_FORECAST_ENTITY)
+        ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor")),
     }
 
 

@@ -110,6 +110,9 @@ CONF_OFFPEAK_SCHEDULE: Final = "offpeak_schedule"
 CONF_OFFPEAK_ENTITY: Final = "offpeak_entity"
 CONF_TEMPO_ENTITY: Final = "tempo_entity"
 CONF_ECOWATT_ENTITY: Final = "ecowatt_entity"
+CONF_PRICE_PEAK: Final = "price_peak"  # EUR/kWh, for the planner
+CONF_PRICE_OFFPEAK: Final = "price_offpeak"
+CONF_PV_FORECAST_ENTITY: Final = "pv_forecast_entity"
 ZNI_EVIDENCE_LIMIT: Final = 5000  # signal changes kept as Advenir evidence (about a year of ZNI events)
 ZNI_FETCH_S: Final = 600  # the EDF open-data signal: every 10 minutes (10,000 requests a day)
 

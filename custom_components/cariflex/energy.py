@@ -83,6 +83,7 @@ from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, Si
 from .ems.zni import ZniConfig, ZniSource
 from .modbus import Quantity
 from .ocpp.model import Connector
+from .planning import ChargePlanner
 from .signal_sources import TariffSignals, ZniSignal
 
 if TYPE_CHECKING:
@@ -235,6 +236,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self.zni = ZniSignal(hass, settings)
         self.tariffs = TariffSignals(hass, settings)
         self.strategy = StrategyEngine(self._strategy_config())
+        self.planning = ChargePlanner(hass, self)
         self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
         self._sending: set[str] = set()
         self._desired: dict[str, float | None] = {}
@@ -302,6 +304,21 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self.runtime.async_save()
         await self.async_refresh()
 
+    async def async_set_departure(self, key: str, departure: str | None) -> None:
+        """When the car on a connector leaves (a time of day); None forgets it. The plan follows."""
+        if departure is None:
+            self.runtime.departures.pop(key, None)
+        else:
+            self.runtime.departures[key] = departure
+        self.runtime.async_save()
+        await self.async_refresh()
+
+    async def async_set_energy_need(self, key: str, kwh: float) -> None:
+        """How much energy the car on a connector needs before it leaves (0: no plan)."""
+        self.runtime.energy_needs[key] = kwh
+        self.runtime.async_save()
+        await self.async_refresh()
+
     async def async_set_tariff_policy(self, key: str, policy: TariffPolicy) -> None:
         """Change a connector's tariff policy (kept across restarts); a cycle follows at once."""
         self.runtime.tariff_policies[key] = policy.value
@@ -354,10 +371,16 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             tree,
             sessions,
             self._strategy_inputs(now_dt, meter_w, measured_at, inputs),
-            {key: self._session_settings(key, connectors) for key in wanted},
+            {key: self._session_settings(key, connectors, now) for key in wanted},
         )
         self._after_strategy(strategy)
         result = self.regulator.cycle(tree, strategy.apply(sessions), now)
+        delivered = {
+            session_id(c.charger_id, k.connector_id): k.session.energy_wh / 1000
+            for c, k in connectors
+            if k.session is not None
+        }
+        self.planning.maybe_replan(now, tree, result.allocation, delivered)
         site = result.allocation.nodes[SITE_NODE]
         meter_lost = self.has_meter and (meter_w is None or site.stale)
         self._set_meter_issue(None if meter_lost else meter_w)
@@ -386,14 +409,20 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             tariff=self.tariffs.state(now),
         )
 
-    def _session_settings(self, key: str, connectors: list[tuple[ChargerCoordinator, Connector]]) -> SessionSettings:
+    def _session_settings(
+        self, key: str, connectors: list[tuple[ChargerCoordinator, Connector]], now: float
+    ) -> SessionSettings:
         nominal: float | None = None
+        phases = 3
         for coordinator, connector in connectors:
             if session_id(coordinator.charger_id, connector.connector_id) == key:
                 phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
                 nominal = coordinator.max_current * phases * self.voltage
         return SessionSettings(
-            mode=self.charge_mode(key), tariff=TariffOption(self.tariff_policy(key)), nominal_power_w=nominal
+            mode=self.charge_mode(key),
+            tariff=TariffOption(self.tariff_policy(key)),
+            nominal_power_w=nominal,
+            planner_target_w=self.planning.target_w(key, phases, now),
         )
 
     def _zni_while_off(
@@ -409,7 +438,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             self._tree(connectors, None, None),
             sessions,
             StrategyInputs(zni_signal=self.zni.value(now), zni_next=self.zni.next_change(now)),
-            {key: replace(self._session_settings(key, connectors), mode=ChargeMode.NOW) for key in keys},
+            {
+                key: replace(self._session_settings(key, connectors, now.timestamp()), mode=ChargeMode.NOW)
+                for key in keys
+            },
         )
         self._after_strategy(strategy)
         for key, target in strategy.targets.items():

@@ -1,14 +1,14 @@
-"""Number: the current limit of a connector's session (Tx/TxDefault charging profile)."""
+"""Numbers: the current limit of a connector's session (Tx/TxDefault profile); the energy the car needs."""
 
 from __future__ import annotations
 
 from homeassistant.components.number import NumberDeviceClass, NumberEntity, NumberEntityDescription, NumberMode
-from homeassistant.const import UnitOfElectricCurrent
+from homeassistant.const import UnitOfElectricCurrent, UnitOfEnergy
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import ChargerCoordinator
-from .entity import CariflexEntity, async_add_charger_entities
+from .entity import CariflexEntity, ConnectorEnergyEntity, async_add_charger_entities
 from .helpers import async_command
 from .runtime import CariflexConfigEntry
 
@@ -24,16 +24,32 @@ CURRENT_LIMIT = NumberEntityDescription(
     mode=NumberMode.SLIDER,
 )
 
+ENERGY_NEED = NumberEntityDescription(
+    key="energy_need",
+    translation_key="energy_need",
+    device_class=NumberDeviceClass.ENERGY,
+    native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+    native_min_value=0,
+    native_max_value=200,
+    native_step=0.5,
+    mode=NumberMode.BOX,
+)
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CariflexConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a current limit per connector."""
+    """Add a current limit and an energy need per connector."""
+    energy = entry.runtime_data.energy
+    assert energy is not None
 
     def connector_entities(coordinator: ChargerCoordinator, connector_id: int) -> list[NumberEntity]:
-        return [CurrentLimitNumber(coordinator, CURRENT_LIMIT, connector_id)]
+        return [
+            CurrentLimitNumber(coordinator, CURRENT_LIMIT, connector_id),
+            EnergyNeedNumber(energy, coordinator, connector_id, ENERGY_NEED),
+        ]
 
     async_add_charger_entities(entry, async_add_entities, lambda _c: [], connector_entities)
 
@@ -60,3 +76,16 @@ class CurrentLimitNumber(CariflexEntity, NumberEntity):
             "set_current_limit",
             lambda link: link.set_current_limit(connector_id, value),
         )
+
+
+class EnergyNeedNumber(ConnectorEnergyEntity, NumberEntity):
+    """The energy to add before the car leaves (0: not planned); with a departure time the planner plans it."""
+
+    @property
+    def native_value(self) -> float:
+        """The energy need (kWh)."""
+        return self.coordinator.runtime.energy_needs.get(self._session_id, 0.0)
+
+    async def async_set_native_value(self, value: float) -> None:
+        """Set the need; the plan follows."""
+        await self.coordinator.async_set_energy_need(self._session_id, value)

@@ -96,6 +96,8 @@ class CariflexRuntime:
         self.charge_modes: dict[str, str] = {}  # per connector (charger/connector): off, now, min_pv, pv
         self.tariff_policies: dict[str, str] = {}  # per connector: ignore, offpeak, avoid_red...
         self.zni_evidence: list[dict[str, Any]] = []  # every ZNI signal change and the caps applied
+        self.departures: dict[str, str] = {}  # per connector: the car leaves at (HH:MM:SS, local)
+        self.energy_needs: dict[str, float] = {}  # per connector: kWh to add before it leaves
         self.session_caps_w: dict[str, float] = {}  # per connector: a cap set by the cloud (OCPI charging profile)
         self.cloud: CloudLink | None = None
         self.energy: EnergyCoordinator | None = None
@@ -126,6 +128,8 @@ class CariflexRuntime:
         self.charge_modes = {str(k): str(v) for k, v in stored.get("charge_modes", {}).items()}
         self.tariff_policies = {str(k): str(v) for k, v in stored.get("tariff_policies", {}).items()}
         self.zni_evidence = list(stored.get("zni_evidence", []))[-ZNI_EVIDENCE_LIMIT:]
+        self.departures = {str(k): str(v) for k, v in stored.get("departures", {}).items()}
+        self.energy_needs = {str(k): float(v) for k, v in stored.get("energy_needs", {}).items()}
         for charger_id, snapshot in stored.get("chargers", {}).items():
             self.backend.charger(charger_id).restore(snapshot)
         self._register_hub()
@@ -197,6 +201,8 @@ class CariflexRuntime:
             "charge_modes": self.charge_modes,
             "tariff_policies": self.tariff_policies,
             "zni_evidence": self.zni_evidence[-ZNI_EVIDENCE_LIMIT:],
+            "departures": self.departures,
+            "energy_needs": self.energy_needs,
         }
 
     @callback

@@ -289,6 +289,17 @@ CLOUD_QUEUE = SensorEntityDescription(
 )
 
 
+PLANNED_POWER = SensorEntityDescription(
+    key="planned_power",
+    translation_key="planned_power",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
+    suggested_display_precision=1,
+)
+
+
 def zni_cap_w(strategy: StrategyResult | None) -> float | None:
     """The total power the ZNI signal allows the sessions while it is 0 (None while it is 1)."""
     if strategy is None or not strategy.zni_cap_active:
@@ -411,6 +422,7 @@ async def async_setup_entry(
             *(ConnectorSensor(coordinator, description, connector_id) for description in CONNECTOR_SENSORS),
             AllocatedCurrentSensor(energy, coordinator, connector_id, ALLOCATED_CURRENT),
             LimitReasonSensor(energy, coordinator, connector_id, LIMIT_REASON),
+            PlannedPowerSensor(energy, coordinator, connector_id, PLANNED_POWER),
         ]
 
     async_add_charger_entities(entry, async_add_entities, charger_entities, connector_entities)
@@ -559,3 +571,35 @@ class CloudQueueSensor(CloudEntity, SensorEntity):
             return {}
         last = client.last_sync
         return {"last_sync": last.isoformat() if last else None, "state": str(client.state)}
+
+
+class PlannedPowerSensor(ConnectorEnergyEntity, SensorEntity):
+    """The planner's power for the connector in the current slot; the whole schedule as an attribute."""
+
+    @property
+    def native_value(self) -> float | None:
+        """This slot's planned power (unknown when the session is not planned)."""
+        plan = self.coordinator.planning.plan
+        if plan is None or self._session_id not in plan.sessions:
+            return None
+        session = plan.sessions[self._session_id]
+        slot = int((dt_util.utcnow().timestamp() - plan.start) // plan.slot_s)
+        return round(session.power_w[slot], 1) if 0 <= slot < plan.slots else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The schedule (slot start, power) for a dashboard, and how the plan was made."""
+        plan = self.coordinator.planning.plan
+        if plan is None or self._session_id not in plan.sessions:
+            return {}
+        session = plan.sessions[self._session_id]
+        return {
+            "schedule": [
+                {"start": dt_util.utc_from_timestamp(plan.slot_start(slot)).isoformat(), "power_w": round(watts, 1)}
+                for slot, watts in enumerate(session.power_w)
+            ],
+            "energy_kwh": round(session.energy_kwh, 2),
+            "unmet_kwh": round(session.unmet_kwh, 2),
+            "method": str(plan.method),
+            "cost_eur": round(plan.cost_eur, 2),
+        }

@@ -1,0 +1,266 @@
+"""The charging planner in Home Assistant: departure times and energy needs in, a plan per session out.
+
+A connector whose session has a departure time and an energy to add is *planned*: the pure
+MILP planner (:mod:`.ems.planner`, PuLP + HiGHS) decides in which 15-minute slots of the next
+24 hours it charges, at the lowest cost (off-peak and peak prices per slot), using the PV
+forecast and the ZNI signal forecast, within the site's limits. The energy manager follows the
+current slot's value as the session's target (the strategies' precedence still applies: the
+ZNI cap and the site's limits win).
+
+Re-planned when the planned sessions or their needs change, at each new slot, and at most once
+a minute; the solver runs in an executor thread (it may take up to its time limit, 5 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_PRICE_OFFPEAK,
+    CONF_PRICE_PEAK,
+    CONF_PV_FORECAST_ENTITY,
+    CONF_ZNI_FRACTION,
+)
+from .ems.allocator import Allocation
+from .ems.planner import Plan, PlanError, Planner, PlannerConfig, PlanNode, PlanProblem, PlanSession
+from .ems.tree import SiteTree
+
+if TYPE_CHECKING:
+    from .energy import EnergyCoordinator
+
+_LOGGER = logging.getLogger(__name__)
+
+SLOT_S = 900.0
+SLOTS = 96
+MIN_INTERVAL_S = 60.0  # re-plan at most once a minute
+DEFAULT_PRICE = 0.20  # EUR/kWh when no price is set: the plan then only prefers PV and meets the needs
+
+
+def slot_start(now: float) -> float:
+    """The start of the 15-minute slot holding ``now``."""
+    return math.floor(now / SLOT_S) * SLOT_S
+
+
+def next_departure(departure: str, after: datetime) -> datetime:
+    """The next time of day ``departure`` (HH:MM[:SS], local) after ``after``."""
+    parsed = dt_util.parse_time(departure)
+    if parsed is None:
+        raise ValueError(f"departure {departure!r} is not a time of day")
+    local = dt_util.as_local(after)
+    moment = local.replace(hour=parsed.hour, minute=parsed.minute, second=parsed.second, microsecond=0)
+    if moment <= local:
+        moment += timedelta(days=1)
+    return moment
+
+
+def pv_forecast_w(state: State | None, start: float, slots: int = SLOTS, slot_s: float = SLOT_S) -> list[float]:
+    """The PV power forecast per slot from a forecast entity's attributes (0 where unknown).
+
+    Reads Solcast's ``detailedForecast`` (``period_start``, ``pv_estimate`` in kW) or a generic
+    ``forecast`` list (``datetime`` or ``period_start``, ``value`` or ``power`` in W); the
+    forecast integrations keep their own models, Cariflex only reads them.
+    """
+    values = [0.0] * slots
+    if state is None:
+        return values
+    points: list[tuple[float, float]] = []
+    for item in state.attributes.get("detailedForecast") or []:
+        at = dt_util.parse_datetime(str(item.get("period_start", "")))
+        if at is not None and isinstance(item.get("pv_estimate"), int | float):
+            points.append((at.timestamp(), float(item["pv_estimate"]) * 1000))
+    for item in state.attributes.get("forecast") or []:
+        at = dt_util.parse_datetime(str(item.get("datetime") or item.get("period_start") or ""))
+        value = item.get("value", item.get("power"))
+        if at is not None and isinstance(value, int | float):
+            points.append((at.timestamp(), float(value)))
+    for moment, watts in points:
+        index = int((moment - start) // slot_s)
+        if 0 <= index < slots and math.isfinite(watts):
+            values[index] = max(values[index], watts, 0.0)
+    return values
+
+
+class ChargePlanner:
+    """Plans the site's planned sessions and gives the energy manager their current-slot targets."""
+
+    def __init__(self, hass: HomeAssistant, energy: EnergyCoordinator) -> None:
+        self.hass = hass
+        self.energy = energy
+        self.planner = Planner(PlannerConfig(time_limit_s=5.0))
+        self.plan: Plan | None = None
+        self._signature: tuple[Any, ...] | None = None
+        self._last_run = -math.inf
+        self._running = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after each new plan."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # ------------------------------------------------------------ settings
+    def needs(self) -> Mapping[str, tuple[str, float]]:
+        """Connectors with a departure and an energy to add: ``{key: (departure, kWh)}``."""
+        runtime = self.energy.runtime
+        return {
+            key: (runtime.departures[key], need)
+            for key, need in runtime.energy_needs.items()
+            if need > 0 and runtime.departures.get(key)
+        }
+
+    def target_w(self, key: str, phases: int, now: float) -> float | None:
+        """A planned session's power for the current slot (None: not planned, or the plan is stale)."""
+        plan = self.plan
+        if plan is None or key not in plan.sessions:
+            return None
+        slot = int((now - plan.start) // plan.slot_s)
+        if not 0 <= slot < plan.slots:
+            return None
+        return plan.sessions[key].current_a[slot] * phases * self.energy.voltage
+
+    # -------------------------------------------------------------- planning
+    @callback
+    def maybe_replan(self, now: float, tree: SiteTree, allocation: Allocation, delivered: Mapping[str, float]) -> None:
+        """Plan again when the planned sessions or their needs changed or a slot began (at most once a minute)."""
+        needs = {key: need for key, need in self.needs().items() if key in tree.chargers}
+        signature = (slot_start(now), tuple(sorted((key, d, n) for key, (d, n) in needs.items())))
+        if not needs:
+            if self.plan is not None:
+                self.plan = None
+                self.planner.reset()
+                self._notify()
+            self._signature = signature
+            return
+        if self._running or signature == self._signature or now - self._last_run < MIN_INTERVAL_S:
+            return
+        try:
+            problem = self.problem(now, tree, allocation, needs, delivered)
+        except (PlanError, ValueError) as err:
+            _LOGGER.warning("Charging plan not made: %s", err)
+            self._signature = signature
+            return
+        self._signature = signature
+        self._last_run = now
+        self._running = True
+        self.energy.runtime.spawn(self._async_run(problem), "cariflex charging plan")
+
+    async def _async_run(self, problem: PlanProblem) -> None:
+        try:
+            plan = await self.hass.async_add_executor_job(self.planner.plan, problem)
+        except PlanError as err:
+            _LOGGER.warning("Charging plan failed: %s", err)
+            return
+        finally:
+            self._running = False
+        _LOGGER.info(
+            "Charging plan (%s, %.2f s): %d session(s), %.2f EUR, %.1f kWh unmet",
+            plan.method,
+            plan.total_s,
+            len(plan.sessions),
+            plan.cost_eur,
+            plan.unmet_kwh,
+        )
+        self.plan = plan
+        self._notify()
+        await self.energy.async_request_refresh()
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    def problem(
+        self,
+        now: float,
+        tree: SiteTree,
+        allocation: Allocation,
+        needs: Mapping[str, tuple[str, float]],
+        delivered: Mapping[str, float],
+    ) -> PlanProblem:
+        """The planning problem: the planned sessions, what each node has for them, prices, PV, ZNI."""
+        runtime = self.energy.runtime
+        start = slot_start(now)
+        moment = dt_util.utc_from_timestamp(now)
+        sessions = []
+        for key, (departure, need) in needs.items():
+            charger = tree.chargers[key]
+            leave = next_departure(departure, moment).timestamp()
+            sessions.append(
+                PlanSession(
+                    id=key,
+                    node=charger.node,
+                    arrival=now,
+                    departure=leave,
+                    energy_kwh=max(need - delivered.get(key, 0.0), 0.0),
+                    min_current_a=charger.min_current_a,
+                    max_current_a=charger.max_current_a,
+                    phases=charger.phases,
+                    phase=charger.phase,
+                )
+            )
+        nodes = []
+        for node_id, node in tree.nodes.items():
+            used = allocation.nodes.get(node_id)
+            if used is None:
+                nodes.append(PlanNode(node_id, node.parent, node.current_limit, node.max_power_w))
+                continue
+            # What the node has for the planned cars: its room now, minus the unplanned sessions' share.
+            unplanned = [s for s in allocation.sessions.values() if s.session_id not in needs]
+            below = {s.session_id for s in unplanned if node_id in tree.charger_path(s.charger_id)}
+            taken = [0.0, 0.0, 0.0]
+            taken_w = 0.0
+            for session in unplanned:
+                if session.session_id in below:
+                    for phase in session.phases:
+                        taken[phase] += session.setpoint_a
+                    taken_w += session.setpoint_a * len(session.phases) * allocation.voltage_v
+            current = tuple(max(a - t, 0.0) for a, t in zip(used.available_a, taken, strict=True))
+            power = used.available_power_w - taken_w
+            nodes.append(
+                PlanNode(
+                    node_id,
+                    node.parent,
+                    current if all(math.isfinite(a) for a in current) else None,  # type: ignore[arg-type]
+                    max(power, 0.0) if math.isfinite(power) else None,
+                )
+            )
+        settings = runtime.setting
+        peak = settings(CONF_PRICE_PEAK)
+        offpeak = settings(CONF_PRICE_OFFPEAK)
+        peak_price = float(peak) if peak not in (None, "") else DEFAULT_PRICE
+        price: float | list[float] = peak_price
+        schedule = self.energy.tariffs.schedule
+        if schedule is not None and offpeak not in (None, ""):
+            flags = schedule.offpeak_slots(dt_util.utc_from_timestamp(start), SLOTS, timedelta(seconds=SLOT_S))
+            price = [float(offpeak) if flag else peak_price for flag in flags]
+        pv = [0.0] * SLOTS
+        if entity := settings(CONF_PV_FORECAST_ENTITY):
+            load_w = sum(allocation.nodes[tree.root].load_a) * allocation.voltage_v if allocation.nodes else 0.0
+            pv = [max(w - load_w, 0.0) for w in pv_forecast_w(self.hass.states.get(entity), start)]
+        zni = [1.0] * SLOTS
+        client = self.energy.zni.client
+        if client is not None:
+            fraction = float(settings(CONF_ZNI_FRACTION, 50)) / 100
+            for slot in client.forecast(moment):
+                first = int((slot.start.timestamp() - start) // SLOT_S)
+                last = math.ceil((slot.end.timestamp() - start) / SLOT_S)
+                for index in range(max(first, 0), min(last, SLOTS)):
+                    if slot.value == 0:
+                        zni[index] = fraction
+        return PlanProblem(
+            start=start,
+            sessions=sessions,
+            nodes=nodes,
+            price=price,
+            pv_w=pv,
+            zni=zni,
+            slots=SLOTS,
+            slot_s=SLOT_S,
+            voltage_v=allocation.voltage_v,
+        )
