@@ -46,6 +46,7 @@ from typing import Any, Protocol, Self, TypeVar
 import aiohttp
 
 from .cli import MIXED, OCPP_CHOICES, V16, Options, Simulation, configure_logging, stop_on_signals
+from .cloud_runner import CloudError, CloudService
 from .site_meters import SiteMeters
 
 _LOGGER = logging.getLogger("simulator.hass")
@@ -59,6 +60,7 @@ START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
 CHARGERS_STOP_TIMEOUT_S = 20.0
 SUPERVISE_POLL_S = 1.0
+DEFAULT_CLOUD_PORT = 8180
 DEFAULT_SUBSCRIBED_KW = 9.0  # two cars at 7.4 kW plus the household do not fit: they share
 DEFAULT_SOLAR_START_H = 11.5
 ZNI_SIGNAL_ENTITY = "input_boolean.edf_sei_signal"
@@ -624,6 +626,21 @@ class HassInstance:
                 raise HassError(f"the Cariflex site is not loaded after {timeout:.0f} s: {entries}")
             await asyncio.sleep(0.3)
 
+    async def start_cloud(self, url: str, token: str) -> None:
+        """Link the site to a cloud connector (its options page); the site reloads and connects."""
+        await self.set_options_page(
+            "cloud",
+            {
+                "cloud_url": url,
+                "cloud_token": token,
+                "address": "1 rue Victor Hugo",
+                "postal_code": "97200",
+                "city": "Fort-de-France",
+                "country": "FRA",
+            },
+        )
+        _LOGGER.info("site linked to the cloud connector %s", url)
+
     async def set_charge_mode(self, charger_id: str, mode: str, timeout: float = 60) -> None:
         """Set a charger's charging mode once it has connected (its select appears then)."""
         entity_id = f"select.{charger_id.lower()}_charging_mode"
@@ -710,6 +727,8 @@ class DemoHost(Protocol):
 
     async def set_charge_mode(self, charger_id: str, mode: str, timeout: float = 60) -> None: ...
 
+    async def start_cloud(self, url: str, token: str) -> None: ...
+
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None: ...
 
     def console_tail(self, lines: int = 30) -> str: ...
@@ -759,6 +778,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no Modbus grid meter / PV inverter and the energy manager left off",
     )
+    parser.add_argument(
+        "--cloud-port", type=int, default=DEFAULT_CLOUD_PORT, help=f"cloud connector HTTP port ({DEFAULT_CLOUD_PORT})"
+    )
+    parser.add_argument("--no-cloud", action="store_true", help="no cloud connector (OCPI) beside the site")
     parser.add_argument("--config-dir", type=Path, default=ROOT / "demo-config", help="recreated at each run")
     parser.add_argument("--no-ui", action="store_true", help="no web interface (faster; the API still works)")
     parser.add_argument("--debug", action="store_true", help="debug logs of Cariflex in Home Assistant")
@@ -767,7 +790,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def busy_port(args: argparse.Namespace) -> str | None:
     """Why the demo cannot start (a port in use), or None."""
-    for label, port in (("--port", args.port), ("--ocpp-port", args.ocpp_port)):
+    ports = [("--port", args.port), ("--ocpp-port", args.ocpp_port)]
+    if not args.no_cloud:
+        ports.append(("--cloud-port", args.cloud_port))
+    for label, port in ports:
         if not port_free(port):
             return f"demo: port {port} ({label}) is already in use; pick another with {label}"
     return None
@@ -797,7 +823,13 @@ def simulator_options(args: argparse.Namespace) -> Options:
     )
 
 
-def banner(host: DemoHost, args: argparse.Namespace, options: Options, meters: SiteMeters | None = None) -> str:
+def banner(
+    host: DemoHost,
+    args: argparse.Namespace,
+    options: Options,
+    meters: SiteMeters | None = None,
+    cloud: CloudService | None = None,
+) -> str:
     """What the demo prints once everything runs."""
     if options.ocpp == MIXED:
         versions = ", ".join(f"{charger_id} {version}" for charger_id, version in options.versions().items())
@@ -814,9 +846,20 @@ def banner(host: DemoHost, args: argparse.Namespace, options: Options, meters: S
            OCPP versions   {versions}
            config dir      {host.config_dir}
            {energy_line(args, meters)}
+           {cloud_line(cloud)}
          Press Ctrl-C to stop the chargers, then Home Assistant.
         ================================================================
         """
+    )
+
+
+def cloud_line(cloud: CloudService | None) -> str:
+    """The banner's line about the cloud connector."""
+    if cloud is None:
+        return "cloud connector off (--no-cloud)"
+    return (
+        f"cloud connector {cloud.base_url} (OCPI versions {cloud.peer.get('versions_url')}, "
+        f"eMSP token A {cloud.peer.get('token')})"
     )
 
 
@@ -898,6 +941,7 @@ async def demo(args: argparse.Namespace, *, host: DemoHost | None = None, stop: 
     stop = stop if stop is not None else asyncio.Event()
     simulation: asyncio.Task[int] | None = None
     meters: SiteMeters | None = None
+    cloud: CloudService | None = None
     with stop_on_signals(stop):
         try:
             host = host if host is not None else demo_instance(args)
@@ -910,18 +954,25 @@ async def demo(args: argparse.Namespace, *, host: DemoHost | None = None, stop: 
                 meters = SiteMeters(chargers.power_w, solar_start=args.solar_start)
                 await meters.start()
                 await host.start_energy(meters.grid_port, meters.pv_port)
+            if not args.no_cloud:
+                cloud = CloudService(host.config_dir / "cloud", args.cloud_port)
+                await cloud.start()
+                assert cloud.site_token is not None
+                await host.start_cloud(cloud.uplink_url, cloud.site_token)
             simulation = asyncio.create_task(chargers.run())
             if meters is not None:
                 await host.set_charge_mode(PV_CHARGER, "pv")
-            print(banner(host, args, options, meters), flush=True)
+            print(banner(host, args, options, meters, cloud), flush=True)
             return await supervise(host, simulation, stop, meters)
-        except HassError as err:
+        except (HassError, CloudError) as err:
             _LOGGER.error("%s", err)
             return 1
         finally:
             await shut_down(host, simulation, stop)
             if meters is not None:
                 await meters.stop()
+            if cloud is not None:
+                await cloud.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

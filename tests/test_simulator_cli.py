@@ -25,6 +25,7 @@ import sys
 import textwrap
 from typing import Any
 
+import aiohttp
 import pytest
 
 from custom_components.cariflex.access import AuthMode
@@ -602,6 +603,7 @@ def test_demo_options_and_frontend_pin() -> None:
     args = build_demo_parser().parse_args([])
     assert (args.port, args.ocpp_port, args.chargers, args.sessions, args.interval) == (8123, 9000, 3, 2, 10.0)
     assert (args.subscribed_power, args.solar_start, args.no_energy) == (9.0, 11.5, False)
+    assert (args.cloud_port, args.no_cloud) == (8180, False)
     assert args.ocpp == "1.6"  # unchanged for existing users
     args = build_demo_parser().parse_args(["--port", "8124", "--ocpp-port", "9100", "--chargers", "5"])
     assert (args.port, args.ocpp_port, args.chargers) == (8124, 9100, 5)
@@ -635,6 +637,8 @@ def demo_args(tmp_path: Path, *extra: str) -> argparse.Namespace:
             "--port",
             str(free_port()),
             "--ocpp-port",
+            str(free_port()),
+            "--cloud-port",
             str(free_port()),
             "--no-ui",
             "--config-dir",
@@ -755,6 +759,7 @@ class CentralHost:
         self.grid_meter: ModbusDevice | None = None
         self.pv_inverter: ModbusDevice | None = None
         self.charge_modes: dict[str, str] = {}
+        self.cloud: tuple[str, str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -795,6 +800,9 @@ class CentralHost:
 
     async def set_charge_mode(self, charger_id: str, mode: str, timeout: float = 60) -> None:
         self.charge_modes[charger_id] = mode
+
+    async def start_cloud(self, url: str, token: str) -> None:
+        self.cloud = (url, token)
 
     async def start_energy(self, grid_port: int, pv_port: int) -> None:
         """What Home Assistant's meter sub-entries would read: the demo's two Modbus servers."""
@@ -841,6 +849,20 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
     await host.pv_inverter.close()
     assert pv == pytest.approx(pv_power(SiteShape(), 11.5), abs=20)
     assert host.charge_modes == {"SIM1": "pv"}
+    # The cloud connector runs beside the site, with the site registered and an eMSP token A issued.
+    assert host.cloud is not None
+    cloud_url, site_token = host.cloud
+    assert cloud_url == f"ws://127.0.0.1:{args.cloud_port}/uplink/v1"
+    assert site_token
+    match = re.search(r"cloud connector http://127.0.0.1:(\d+) \(OCPI versions (\S+), eMSP token A (\S+)\)", out)
+    assert match is not None
+    assert match.group(2) == f"http://127.0.0.1:{args.cloud_port}/ocpi/versions"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(match.group(2), headers={"Authorization": f"Token {match.group(3)}"}) as response,
+    ):
+        assert response.status == 200  # token A opens the versions module
+        assert (await response.json())["status_code"] == 1000
     assert grid is not None
     assert pv is not None
     assert 2 * 7400 + 1200 - pv - 1 <= grid <= 2 * 7400 + 1200 + 600 + 3000 - pv + 1
@@ -860,7 +882,7 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
 async def test_demo_stops_when_home_assistant_exits(
     tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    args = demo_args(tmp_path, "--chargers", "1", "--ocpp", "2.0.1", "--interval", "0.1", "--no-energy")
+    args = demo_args(tmp_path, "--chargers", "1", "--ocpp", "2.0.1", "--interval", "0.1", "--no-energy", "--no-cloud")
     host = CentralHost(tmp_path / "central")
     stop = asyncio.Event()
     run = asyncio.create_task(demo(args, host=host, stop=stop))
@@ -871,6 +893,7 @@ async def test_demo_stops_when_home_assistant_exits(
     assert stop.is_set()  # the chargers were told to stop
     assert host.stops == 1
     assert host.grid_meter is None  # --no-energy: no Modbus devices
+    assert host.cloud is None  # --no-cloud
     assert host.charge_modes == {}
 
 
@@ -918,7 +941,7 @@ async def test_demo_with_a_real_home_assistant(
                 states[state["entity_id"]] = state["state"]
                 attributes[state["entity_id"]] = state["attributes"]
 
-        async def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+        async def until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
             try:
                 async with asyncio.timeout(timeout):
                     while True:
@@ -962,6 +985,14 @@ async def test_demo_with_a_real_home_assistant(
         assert attributes["sensor.sim2_limit_reason"]["strategy"] == "zni_cap"
         await client.call_service("input_boolean", "turn_on", {"entity_id": "input_boolean.edf_sei_signal"})
         await until(lambda: states.get("binary_sensor.demo_zni_grid_constraint") == "off", "the ZNI cap stays")
+        # The site is linked to the demo's cloud connector: its events are delivered.
+        await until(
+            lambda: (
+                states.get("binary_sensor.demo_cloud_connection") == "on"
+                and states.get("sensor.demo_cloud_queue") == "0"
+            ),
+            "the site is not linked to the cloud connector",
+        )
     finally:
         stop.set()
         code = await asyncio.wait_for(run, 70)

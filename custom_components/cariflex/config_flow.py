@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 import errno
+import re
 import socket
 import ssl
 from typing import Any
@@ -472,12 +473,16 @@ class CariflexOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             url = str(user_input.get(CONF_CLOUD_URL) or "").strip()
+            country = str(user_input.get(CONF_CLOUD_COUNTRY, "")).strip().upper()
             if url and not url.startswith(("ws://", "wss://")):
                 errors[CONF_CLOUD_URL] = "invalid_cloud_url"
+            elif not re.fullmatch(r"[A-Z]{3}", country):
+                errors[CONF_CLOUD_COUNTRY] = "invalid_country"
             elif bool(url) != bool(user_input.get(CONF_CLOUD_TOKEN)):
                 errors["base"] = "cloud_incomplete"
             else:
-                return self._save({**user_input, CONF_CLOUD_URL: url}, [str(key) for key in schema.schema])
+                values = {**user_input, CONF_CLOUD_URL: url, CONF_CLOUD_COUNTRY: country}
+                return self._save(values, [str(key) for key in schema.schema])
         return self.async_show_form(
             step_id="cloud", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
@@ -512,9 +517,7 @@ def _cloud_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
         vol.Optional(CONF_CLOUD_ADDRESS, description=_suggested(defaults, CONF_CLOUD_ADDRESS)): text,
         vol.Optional(CONF_CLOUD_POSTAL_CODE, description=_suggested(defaults, CONF_CLOUD_POSTAL_CODE)): text,
         vol.Optional(CONF_CLOUD_CITY, description=_suggested(defaults, CONF_CLOUD_CITY)): text,
-        vol.Required(CONF_CLOUD_COUNTRY, default=defaults.get(CONF_CLOUD_COUNTRY, "FRA")): vol.All(
-            str, vol.Upper, vol.Match(r"^[A-Z]{3}$")
-        ),
+        vol.Required(CONF_CLOUD_COUNTRY, default=defaults.get(CONF_CLOUD_COUNTRY, "FRA")): str,
     }
 
 

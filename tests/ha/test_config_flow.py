@@ -14,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import config_validation as cv
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import voluptuous_serialize
 import websockets
 from websockets.exceptions import InvalidStatus
 
@@ -746,6 +748,20 @@ async def test_strategy_option_pages_keep_the_other_pages_and_check_their_source
     assert result["errors"] == {"cloud_url": "invalid_cloud_url"}
     result = await options_page(hass, site, "cloud", {"cloud_url": "wss://cloud.example/uplink/v1"})
     assert result["errors"] == {"base": "cloud_incomplete"}
+    result = await options_page(hass, site, "cloud", {"country": "France"})
+    assert result["errors"] == {"country": "invalid_country"}
     result = await options_page(hass, site, "cloud", {"country": "mtq"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert site.options["country"] == "MTQ"
+
+
+@pytest.mark.parametrize("page", ["site", "pv", "zni", "tariffs", "cloud"])
+async def test_every_options_page_can_be_drawn_by_the_frontend(
+    hass: HomeAssistant, site: MockConfigEntry, page: str
+) -> None:
+    """The frontend serializes each form's schema: a validator it cannot describe breaks the page (HTTP 500)."""
+    menu = await hass.config_entries.options.async_init(site.entry_id)
+    form = await hass.config_entries.options.async_configure(menu["flow_id"], {"next_step_id": page})
+    fields = voluptuous_serialize.convert(form["data_schema"], custom_serializer=cv.custom_serializer)
+    assert fields
+    hass.config_entries.options.async_abort(form["flow_id"])
