@@ -46,6 +46,7 @@ from .const import (
     CONF_CLOUD_TOKEN,
     CONF_CLOUD_URL,
     CONF_ECOWATT_ENTITY,
+    CONF_EMS_CYCLE,
     CONF_EMS_STRATEGY,
     CONF_GENSET_ENTITY,
     CONF_GENSET_POWER,
@@ -95,6 +96,7 @@ from .const import (
     CONF_ZNI_TIME_FIELD,
     CONF_ZNI_URL,
     CONF_ZNI_VALUE_FIELD,
+    DEFAULT_EMS_CYCLE,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CURRENT,
     DEFAULT_MIN_CURRENT,
@@ -251,6 +253,9 @@ def _ems_options_schema(defaults: dict[str, Any]) -> dict[vol.Marker, Any]:
         vol.Required(
             CONF_EMS_STRATEGY, default=defaults.get(CONF_EMS_STRATEGY, Strategy.EQUAL.value)
         ): STRATEGY_SELECTOR,
+        vol.Required(CONF_EMS_CYCLE, default=defaults.get(CONF_EMS_CYCLE, DEFAULT_EMS_CYCLE)): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=60)
+        ),
         vol.Optional(
             CONF_PV_POWER_ENTITY, description={"suggested_value": defaults.get(CONF_PV_POWER_ENTITY)}
         ): selector.EntitySelector(selector.EntitySelectorConfig(domain="sensor", device_class="power")),

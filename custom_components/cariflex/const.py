@@ -78,7 +78,10 @@ CONF_ROLE: Final = "role"
 ROLE_GRID: Final = "grid"
 ROLE_PV: Final = "pv"
 ROLE_BATTERY: Final = "battery"
-METER_ROLES: Final = ("grid", "pv", "battery", "other")
+ROLE_GENSET: Final = "genset"
+METER_ROLES: Final = ("grid", "pv", "battery", "genset", "other")
+GENSET_RUNNING_W: Final = 100  # a generator's meter above this: it runs
+METER_JUMP_W: Final = 1000  # a grid-meter change this large triggers a cycle at once
 DEFAULT_MODBUS_PORT: Final = 502
 METER_POLL_S: Final = 5
 

@@ -62,8 +62,11 @@ from .const import (
     DEFAULT_SUBSCRIBED_POWER,
     DEFAULT_VOLTAGE,
     DOMAIN,
+    GENSET_RUNNING_W,
+    METER_JUMP_W,
     METER_TIMEOUT_S,
     ROLE_BATTERY,
+    ROLE_GENSET,
     ROLE_PV,
     ZNI_EVIDENCE_LIMIT,
 )
@@ -325,6 +328,15 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self.runtime.async_save()
         await self.async_refresh()
 
+    @callback
+    def meter_moved(self, watts: float | None) -> None:
+        """A new grid reading: a jump of a kilowatt or more since the last cycle starts one now."""
+        last = self.data.meter_w
+        if self.mode is EmsMode.OFF or watts is None or last is None or abs(watts - last) < METER_JUMP_W:
+            return
+        _LOGGER.debug("Grid meter jumped %.0f W -> %.0f W: cycle now", last, watts)
+        self.hass.async_create_task(self.async_request_refresh(), "cariflex meter jump")
+
     # -------------------------------------------------------------- mode
     async def async_set_mode(self, mode: EmsMode) -> None:
         """Turn the energy manager on or off (off removes the limits it set)."""
@@ -552,6 +564,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         if entity_id := self.runtime.setting(CONF_GENSET_ENTITY):
             state = self.hass.states.get(entity_id)
             genset = state is not None and state.state == STATE_ON
+        else:
+            # A meter on the generator's output: it runs while it delivers power.
+            output = self._power_input(CONF_GENSET_ENTITY, ROLE_GENSET, Quantity.POWER_W)
+            genset = output is not None and abs(output) > GENSET_RUNNING_W
         return SiteInputs(pv_w=pv, battery_w=battery, battery_soc=soc, genset_running=genset)
 
     def _power_input(self, option: str, role: str, *quantities: Quantity) -> float | None:

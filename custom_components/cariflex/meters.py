@@ -29,6 +29,7 @@ from .const import (
     CONF_UNIT_ID,
     DOMAIN,
     METER_POLL_S,
+    ROLE_GRID,
 )
 from .modbus import TCP, ModbusDevice, ModbusError, Profile, Reading, Serial, load_profile
 
@@ -104,13 +105,16 @@ class MeterCoordinator(DataUpdateCoordinator[Reading]):
 
     async def _async_update_data(self) -> Reading:
         try:
-            return await self.device.read()
+            reading = await self.device.read()
         except ModbusError as err:
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="meter_read_failed",
                 translation_placeholders={"meter": self.title, "error": str(err)},
             ) from err
+        if self.role == ROLE_GRID and (energy := self.config_entry.runtime_data.energy) is not None:
+            energy.meter_moved(reading.power_w)
+        return reading
 
     async def async_close(self) -> None:
         """Close the Modbus connection."""

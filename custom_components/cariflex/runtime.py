@@ -8,8 +8,9 @@ import logging
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntry, ConfigSubentry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, discovery_flow
+from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.helpers.storage import Store
 
 from .access import AuthMode, Badge, BadgeList
@@ -21,6 +22,7 @@ from .const import (
     CONF_CHARGER_ID,
     CONF_CLOUD_TOKEN,
     CONF_CLOUD_URL,
+    CONF_GRID_POWER_ENTITY,
     CONF_HEARTBEAT_INTERVAL,
     CONF_KEYFILE,
     CONF_PASSWORD_HASH,
@@ -45,7 +47,7 @@ from .const import (
     ZNI_EVIDENCE_LIMIT,
 )
 from .coordinator import ChargerCoordinator
-from .energy import EnergyCoordinator
+from .energy import EnergyCoordinator, read_power_w
 from .meters import MeterCoordinator, async_load_profile
 from .ocpp.model import Charger, Session
 from .ocpp.server import CentralSystem, build_ssl_context
@@ -160,6 +162,13 @@ class CariflexRuntime:
             )
 
         energy.zni.start(self.entry.async_on_unload, signal_changed)
+        if grid_entity := self.setting(CONF_GRID_POWER_ENTITY):
+
+            @callback
+            def grid_changed(event: Event[EventStateChangedData]) -> None:
+                energy.meter_moved(read_power_w(event.data["new_state"]))
+
+            self.entry.async_on_unload(async_track_state_change_event(self.hass, [grid_entity], grid_changed))
         if self.setting(CONF_CLOUD_URL) and self.setting(CONF_CLOUD_TOKEN):
             cloud = CloudLink(self.hass, self)
             try:

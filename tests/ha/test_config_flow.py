@@ -421,6 +421,7 @@ async def test_options_flow_stores_values_and_reloads_with_new_policy(
         CONF_PHASES: 1,
         "meter_fallback_w": 0.0,
         "ems_strategy": "equal",
+        "ems_cycle_s": 5,
         "battery_for_ev": False,
     }
     assert site.data[CONF_WS_PORT] == ws_port  # options never touch the data

@@ -360,3 +360,19 @@ async def test_without_a_grid_meter_measured_pv_and_an_allowed_battery_add_to_th
     await cycle(hass, entry)
     await wait_for(lambda: cp1.connectors[1].limit_a == 14 and cp2.connectors[1].limit_a == 14, timeout=10)
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_jump_of_the_grid_meter_starts_a_cycle_at_once(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    cp1 = await charging(chargers, "CP1")
+    meter(hass, 2300)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 28)
+    energy(ems_site).update_interval = None  # no periodic cycle: only the meter's jump may start one
+    await draw(cp1, 28)
+    meter(hass, 2400, 28)  # +100 W: no cycle
+    await hass.async_block_till_done()
+    assert cp1.connectors[1].limit_a == 28
+    meter(hass, 11500, 28)  # an oven and a heat pump: +9.2 kW -> a cycle now, without waiting 5 s
+    await wait_for(lambda: cp1.connectors[1].limit_a == 15)

@@ -267,3 +267,27 @@ async def test_pv_and_battery_devices_feed_the_energy_managers_inputs(
         assert inputs.battery_w == pytest.approx(-1500)  # charging
         assert inputs.battery_soc == pytest.approx(81)
         assert not inputs.genset_running
+    # A meter on the generator's output: it runs while it delivers power.
+    genset = ProfileSimulator(load_profile("eastron_sdm120"), {"power_w": 0.0})
+    async with genset:
+        form = await meter_flow(hass, modbus_site, "tcp")
+        result = await hass.config_entries.subentries.async_configure(
+            form["flow_id"],
+            {
+                "name": "Genset",
+                "profile": "eastron_sdm120",
+                "host": "127.0.0.1",
+                "port": genset.port,
+                "unit_id": 1,
+                "role": "genset",
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        for meter in modbus_site.runtime_data.meters.values():
+            await meter.async_refresh()
+        assert not energy(modbus_site).site_inputs().genset_running
+        genset.set("power_w", 7800.0)
+        for meter in modbus_site.runtime_data.meters.values():
+            await meter.async_refresh()
+        assert energy(modbus_site).site_inputs().genset_running
