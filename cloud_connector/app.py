@@ -29,6 +29,7 @@ from .ocpi.common import CTX
 from .ocpi.push import Pusher
 from .ocpi.transport import make_middleware
 from .repo.peers import PeerRepo
+from .roaming import SiteRoaming
 from .secrets_util import hash_token
 from .storage import Database
 from .storage.sqlite import SqliteDatabase
@@ -69,6 +70,8 @@ class Service:
         self.store = CloudStore(db, clock, currency=config.ocpi.currency)
         self.pusher = Pusher(self.ctx)
         self.authorizer = Authorizer(self.ctx)
+        self.roaming = SiteRoaming(self.ctx, self.authorizer, self.hub)
+        self.roaming.install()
         self.store.add_listener(self.pusher.on_changes)
         self.app = self._build_app()
 
@@ -83,6 +86,7 @@ class Service:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[make_middleware(self._authenticate, self.ctx.default_party, self.clock)])
         app[CTX] = self.ctx
+        app[tokens.TOKEN_CHANGED] = self.roaming.token_changed
         app.router.add_get("/healthz", healthz, name="healthz")
         app.router.add_routes(versions.routes())
         app.router.add_routes(credentials.routes())

@@ -3,13 +3,16 @@
 Sites connect with their token, get a welcome with the last event the cloud applied, and
 stream their events; each event is applied exactly once, in ``seq`` order, through
 :class:`UplinkStore` (the only way this module touches storage). The rest of the service
-sends commands to the sites and hears about applied events through :class:`SiteHub`.
+sends commands to the sites and hears about applied events through :class:`SiteHub`, answers
+the sites' roaming badge questions (``set_authorizer``) and syncs their roaming token lists
+(``set_token_provider``, ``send_tokens``, ``broadcast_tokens``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import inspect
@@ -36,6 +39,14 @@ COMMAND_NAMES: Final = frozenset(
     }
 )
 COMMAND_RESULTS: Final = frozenset({"accepted", "rejected", "failed", "unknown_charger", "timeout"})
+AUTHORIZE_RESULTS: Final = frozenset(
+    {"ACCEPTED", "BLOCKED", "EXPIRED", "INVALID", "NO_CREDIT", "NOT_ALLOWED", "UNKNOWN"}
+)
+WHITELIST_TYPES: Final = frozenset({"ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER"})
+TOKENS_PER_FRAME: Final = 2000
+"""Entries per ``tokens`` frame (about 200 bytes each: far below the 4 MiB frame limit)."""
+MAX_AUTHORIZING: Final = 32
+"""Authorize frames of one connection answered at the same time; more get an ``error`` at once."""
 MAX_FRAME_BYTES: Final = 4 << 20
 CLOSE_REPLACED: Final = 4000
 CLOSE_PROTOCOL_ERROR: Final = 4002
@@ -106,6 +117,25 @@ class CommandResult:
 Listener = Callable[[str, UplinkEvent], Awaitable[None] | None]
 
 
+@dataclass(frozen=True, slots=True)
+class AuthorizationAnswer:
+    """The cloud's answer to a site's ``authorize`` frame."""
+
+    allowed: str
+    """One of :data:`AUTHORIZE_RESULTS`."""
+    whitelist: str | None = None
+    """The token's WhitelistType, when the token is known."""
+    token: Mapping[str, Any] | None = None
+    """``country_code``, ``party_id``, ``uid``, ``type``, ``contract_id``, ``issuer`` (and ``group_id``)."""
+    reason: str = ""
+
+
+SiteAuthorizer = Callable[[str, str, str | None, int | None], Awaitable[AuthorizationAnswer]]
+"""``await authorizer(site_id, uid, charger_id, evse_id) -> AuthorizationAnswer``."""
+TokenProvider = Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]
+"""``await provider()``: the full roaming token list, as ``tokens`` entries."""
+
+
 @dataclass(eq=False)
 class _Connection:
     site_id: str
@@ -115,6 +145,9 @@ class _Connection:
     pending: dict[str, asyncio.Future[CommandResult]] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     closing: asyncio.Task[bool] | None = None
+    tokens_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a token list goes out, so that a delta never lands between the parts of a full list."""
+    authorizing: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class SiteHub:
@@ -124,6 +157,8 @@ class SiteHub:
         self._connections: dict[str, _Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Listener] = []
+        self._authorizer: SiteAuthorizer | None = None
+        self._token_provider: TokenProvider | None = None
 
     def connected(self, site_id: str) -> bool:
         """True while the site has a welcomed connection."""
@@ -169,6 +204,33 @@ class SiteHub:
         finally:
             conn.pending.pop(command_id, None)
 
+    def set_authorizer(self, authorizer: SiteAuthorizer | None) -> None:
+        """Answer the sites' ``authorize`` frames with ``await authorizer(site_id, uid, charger_id, evse_id)``."""
+        self._authorizer = authorizer
+
+    def set_token_provider(self, provider: TokenProvider | None) -> None:
+        """Send ``await provider()`` to each site as its full roaming list, right after the welcome."""
+        self._token_provider = provider
+
+    async def send_tokens(self, site_id: str, tokens: Sequence[Mapping[str, Any]], full: bool) -> bool:
+        """Send roaming tokens to a site: its whole list (``full``) or a delta; False when it is not connected."""
+        conn = self._connections.get(site_id)
+        if conn is None or not conn.ready:
+            return False
+        try:
+            async with conn.tokens_lock:
+                await _send_tokens(conn.ws, tokens, full)
+        except ConnectionError:
+            return False
+        return True
+
+    async def broadcast_tokens(self, tokens: Sequence[Mapping[str, Any]]) -> int:
+        """Send a delta to every connected site; how many got it."""
+        if not tokens:
+            return 0
+        sent = await asyncio.gather(*(self.send_tokens(site_id, tokens, False) for site_id in list(self._connections)))
+        return sum(sent)
+
     async def close(self) -> None:
         """Close every site connection (application shutdown)."""
         conns = list(self._connections.values())
@@ -188,9 +250,65 @@ class SiteHub:
             conn = self._connections[site_id] = _Connection(site_id, ws)
             return conn
 
+    async def _sync_tokens(self, conn: _Connection) -> None:
+        """Send the full roaming list to a site that has just been welcomed (nothing without a provider)."""
+        if self._token_provider is None:
+            return
+        async with conn.tokens_lock:  # read under the lock: a delta committed later goes out after the list
+            try:
+                tokens = await self._token_provider()
+            except Exception:
+                _LOGGER.exception("Uplink: cannot read the roaming tokens for site %s", conn.site_id)
+                return
+            await _send_tokens(conn.ws, tokens, True)
+
+    def _authorize(self, conn: _Connection, frame: Mapping[str, Any]) -> None:
+        """Answer an ``authorize`` frame in its own task (the eMSP may take seconds)."""
+        request_id, uid, charger_id, evse_id = (frame.get(key) for key in ("id", "uid", "charger_id", "evse_id"))
+        if not isinstance(request_id, str) or not request_id:
+            raise _BadFrameError("authorize without an id")
+        if not isinstance(uid, str) or not 1 <= len(uid) <= 36:
+            raise _BadFrameError(f"authorize {request_id}: uid must be a string of 1 to 36 characters")
+        if charger_id is not None and not isinstance(charger_id, str):
+            raise _BadFrameError(f"authorize {request_id}: charger_id must be a string")
+        if evse_id is not None and (type(evse_id) is not int or evse_id < 1):
+            raise _BadFrameError(f"authorize {request_id}: evse_id must be a positive integer")
+        if len(conn.authorizing) >= MAX_AUTHORIZING:
+            work = self._reply(conn, {"type": "authorize_result", "id": request_id, "error": "too many at once"})
+        else:
+            work = self._answer(conn, request_id, uid, charger_id, evse_id)
+        task = asyncio.create_task(work)
+        conn.authorizing.add(task)
+        task.add_done_callback(conn.authorizing.discard)
+
+    async def _answer(
+        self, conn: _Connection, request_id: str, uid: str, charger_id: str | None, evse_id: int | None
+    ) -> None:
+        reply: dict[str, Any] = {"type": "authorize_result", "id": request_id}
+        try:
+            if self._authorizer is None:
+                raise LookupError("this cloud does not authorize badges")
+            answer = await self._authorizer(conn.site_id, uid, charger_id, evse_id)
+            if answer.allowed not in AUTHORIZE_RESULTS or answer.whitelist not in {None, *WHITELIST_TYPES}:
+                raise ValueError(f"the authorizer answered {answer.allowed!r}, whitelist {answer.whitelist!r}")
+        except Exception as exc:
+            _LOGGER.exception("Uplink: cannot authorize badge %s for site %s", uid, conn.site_id)
+            reply["error"] = str(exc) or type(exc).__name__
+        else:
+            reply |= {"allowed": answer.allowed, "whitelist": answer.whitelist, "reason": answer.reason}
+            reply["token"] = dict(answer.token) if answer.token is not None else None
+        await self._reply(conn, reply)
+
+    @staticmethod
+    async def _reply(conn: _Connection, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(ConnectionError):
+            await conn.ws.send_str(json.dumps(frame))
+
     def _detach(self, conn: _Connection) -> None:
         if self._connections.get(conn.site_id) is conn:
             del self._connections[conn.site_id]
+        for task in conn.authorizing:
+            task.cancel()
         for future in conn.pending.values():
             if not future.done():
                 future.set_result(CommandResult("failed", "connection lost"))
@@ -220,6 +338,20 @@ class SiteHub:
 
 class _BadFrameError(Exception):
     """The site broke the protocol: close with 4002."""
+
+
+async def _send_tokens(ws: web.WebSocketResponse, tokens: Sequence[Mapping[str, Any]], full: bool) -> None:
+    """A delta in frames of :data:`TOKENS_PER_FRAME`; a full list as the parts of one ``sync``."""
+    chunks = [list(tokens[i : i + TOKENS_PER_FRAME]) for i in range(0, len(tokens), TOKENS_PER_FRAME)]
+    if not full:
+        for chunk in chunks:
+            await ws.send_str(json.dumps({"type": "tokens", "full": False, "tokens": chunk}))
+        return
+    sync = str(uuid.uuid4())
+    chunks = chunks or [[]]
+    for part, chunk in enumerate(chunks, start=1):
+        frame = {"type": "tokens", "full": True, "sync": sync, "part": part, "parts": len(chunks), "tokens": chunk}
+        await ws.send_str(json.dumps(frame))
 
 
 class _Endpoint:
@@ -271,6 +403,7 @@ class _Endpoint:
         await ws.send_str(json.dumps({"type": "welcome", "site_id": site_id, "last_seq": last}))
         conn.ready = True
         _LOGGER.info("Uplink: site %s connected, at event %d", site_id, last)
+        await self._hub._sync_tokens(conn)
         while (frame := await _receive_frame(ws)) is not None:
             kind = frame.get("type")
             if kind == "event":
@@ -289,6 +422,8 @@ class _Endpoint:
                 await ws.send_str(json.dumps({"type": "ack", "seq": last}))
             elif kind == "command_result":
                 self._hub._command_result(conn, frame)
+            elif kind == "authorize":
+                self._hub._authorize(conn, frame)
             else:
                 _LOGGER.debug("Uplink: site %s sent an unknown frame %r", site_id, frame)
 
@@ -338,12 +473,17 @@ def add_uplink_routes(
 
 
 __all__ = [
+    "AUTHORIZE_RESULTS",
     "COMMAND_NAMES",
     "COMMAND_RESULTS",
     "EVENT_KINDS",
+    "WHITELIST_TYPES",
+    "AuthorizationAnswer",
     "CommandResult",
     "Listener",
+    "SiteAuthorizer",
     "SiteHub",
+    "TokenProvider",
     "UplinkEvent",
     "UplinkStore",
     "add_uplink_routes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,16 @@ from ..repo.tokens import TokenRepo
 from .common import ENDPOINTS, ctx_of, peer_of
 from .schema import TOKEN, TOKEN_TYPE, Invalid, validate
 from .transport import OcpiError, Status, invalid, json_body, reply
+
+TokenListener = Callable[[dict[str, Any]], Awaitable[None]]
+TOKEN_CHANGED: web.AppKey[TokenListener] = web.AppKey("cariflex_token_changed")
+"""Optional: awaited with the stored Token after each PUT or PATCH (it must only schedule network work)."""
+
+
+async def _changed(request: web.Request, body: dict[str, Any]) -> None:
+    listener = request.app.get(TOKEN_CHANGED)
+    if listener is not None:
+        await listener(body)
 
 
 def _key(request: web.Request) -> tuple[str, str, str, str]:
@@ -53,6 +64,7 @@ async def put_token(request: web.Request) -> web.Response:
         raise invalid(err) from None
     _same_token(body, key)
     created = await TokenRepo(ctx.db).put(peer_of(request).id, body)
+    await _changed(request, body)
     return reply(ctx.clock(), http_status=201 if created else 200)
 
 
@@ -72,8 +84,9 @@ async def patch_token(request: web.Request) -> web.Response:
         found = await repo.get(*key)
         if found is None:
             raise OcpiError(Status.UNKNOWN_TOKEN, "unknown token: PUT it first", http_status=404)
-        merged = {**found.body, **changes}
-        await repo.put(peer_of(request).id, validate(TOKEN, merged))
+        merged = validate(TOKEN, {**found.body, **changes})
+        await repo.put(peer_of(request).id, merged)
+    await _changed(request, merged)
     return reply(ctx.clock())
 
 

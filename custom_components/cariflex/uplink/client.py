@@ -2,7 +2,9 @@
 
 One background task keeps one websocket open: hello/welcome, reconcile the queue, stream the
 queued events in order with at most 100 unanswered, delete what the cloud acknowledges, run
-the cloud's commands through ``command_handler``, reconnect with exponential backoff.
+the cloud's commands through ``command_handler``, keep the roaming token list the cloud syncs,
+answer :meth:`UplinkClient.authorize` (the cloud in real time, else the whitelist rules on that
+list), reconnect with exponential backoff.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 import json
 import logging
 import random
 from typing import Any
+import uuid
 
 import aiohttp
 
+from ..access.roaming import CloudAnswer, RoamingDecision, RoamingToken, decide, list_is_stale, local_decision
 from .protocol import (
+    AUTHORIZE_TIMEOUT,
     CLOSE_REPLACED,
     COMMAND_NAMES,
     COMMAND_RESULTS,
@@ -31,6 +36,7 @@ from .protocol import (
     SOFTWARE,
 )
 from .queue import AsyncUplinkQueue, QueueError
+from .token_list import AsyncRoamingTokenStore, TokenListError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,6 +79,20 @@ def backoff_delay(
     return base * (1.0 + jitter * (2.0 * rand() - 1.0))
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
+class _FullSync:
+    """The parts of a full token list received so far on this connection."""
+
+    sync: str
+    parts: int
+    received: int = 0
+    tokens: list[RoamingToken] = field(default_factory=list)
+
+
 @dataclass(eq=False)
 class _Link:
     """The state of one connected session."""
@@ -90,6 +110,11 @@ class _Link:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commands: set[asyncio.Task[None]] = field(default_factory=set)
+    authorizations: dict[str, asyncio.Future[CloudAnswer | str]] = field(default_factory=dict)
+    """Authorize frames waiting for their result: a :class:`CloudAnswer`, or why there is none."""
+    tokens_synced: bool = False
+    """A complete full token list arrived on this connection: the list is current while it lasts."""
+    full_sync: _FullSync | None = None
 
 
 class UplinkClient:
@@ -113,6 +138,10 @@ class UplinkClient:
         jitter: float = 0.2,
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        roaming: AsyncRoamingTokenStore | None = None,
+        authorize_timeout: float = AUTHORIZE_TIMEOUT,
+        max_list_age: timedelta | None = None,
+        now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._session = session
         self._url = url
@@ -129,6 +158,10 @@ class UplinkClient:
         self._jitter = jitter
         self._rand = rand
         self._sleep = sleep
+        self._roaming = roaming
+        self._authorize_timeout = authorize_timeout
+        self._max_list_age = max_list_age
+        self._now = now
         self._state = UplinkState.STOPPED
         self._site_id: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -163,6 +196,11 @@ class UplinkClient:
         """When the cloud last confirmed events (``datetime`` or None)."""
         return self._queue.last_ack_time
 
+    @property
+    def roaming(self) -> AsyncRoamingTokenStore | None:
+        """The synced roaming token list (its ``count``, ``synced_at``, ``fresh_at``), if the client keeps one."""
+        return self._roaming
+
     def add_listener(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` when the state, queue length or last sync may have changed."""
         self._listeners.append(callback)
@@ -183,6 +221,134 @@ class UplinkClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._set_state(UplinkState.STOPPED)
+
+    # -- roaming badges -----------------------------------------------------------------------
+
+    async def authorize(
+        self, uid: str, charger_id: str | None = None, timeout: float | None = None, *, evse_id: int | None = None
+    ) -> RoamingDecision:
+        """Decide whether the roaming badge ``uid`` may charge at ``charger_id`` (never raises).
+
+        ALWAYS and ALLOWED tokens of the synced list are decided at once from the list. Otherwise
+        the cloud is asked when connected and given ``timeout`` s (default ``authorize_timeout``);
+        without its answer the whitelist rules apply to the list (:func:`..access.roaming.decide`).
+        """
+        entry, stale = await self._list_entry(uid)
+        local = local_decision(entry)
+        if local is not None:
+            return local
+        answer = await self._ask_cloud(
+            uid, charger_id, evse_id, self._authorize_timeout if timeout is None else timeout
+        )
+        if isinstance(answer, str):
+            why = f"{answer}; the roaming list is stale" if stale else answer
+            return decide(entry, None, unanswered=why)
+        return decide(entry, answer)
+
+    async def _list_entry(self, uid: str) -> tuple[RoamingToken | None, bool]:
+        """The list's entry for ``uid`` (None when not there or the list is stale) and whether it is stale."""
+        if self._roaming is None:
+            return None, False
+        link = self._link
+        current = link is not None and link.tokens_synced
+        if not current and list_is_stale(self._roaming.fresh_at, self._now(), self._max_list_age):
+            return None, True
+        try:
+            return await self._roaming.lookup(uid), False
+        except (TokenListError, ValueError):
+            _LOGGER.exception("Uplink: cannot read the roaming list for badge %s", uid)
+            return None, False
+
+    async def _ask_cloud(
+        self, uid: str, charger_id: str | None, evse_id: int | None, timeout: float
+    ) -> CloudAnswer | str:
+        """The cloud's answer, or why there is none."""
+        link = self._link
+        if link is None:
+            return "not connected to the cloud"
+        request_id = str(uuid.uuid4())
+        future: asyncio.Future[CloudAnswer | str] = asyncio.get_running_loop().create_future()
+        link.authorizations[request_id] = future
+        frame: dict[str, Any] = {"type": "authorize", "id": request_id, "uid": uid, "charger_id": charger_id}
+        if evse_id is not None:
+            frame["evse_id"] = evse_id
+        try:
+            await self._send(link, frame)
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            return f"no answer from the cloud within {timeout:g} s"
+        except ConnectionError:
+            return "connection to the cloud lost"
+        finally:
+            link.authorizations.pop(request_id, None)
+
+    def _authorize_result(self, link: _Link, frame: dict[str, Any]) -> None:
+        future = link.authorizations.get(str(frame.get("id")))
+        if future is None or future.done():
+            _LOGGER.debug("Uplink %s: result for an unknown or expired authorize: %r", self._url, frame)
+            return
+        if "error" in frame:
+            future.set_result(f"the cloud could not decide: {frame['error']}")
+            return
+        try:
+            future.set_result(CloudAnswer.from_wire(frame))
+        except ValueError as exc:
+            future.set_result(f"unreadable answer from the cloud: {exc}")
+
+    async def _on_tokens(self, link: _Link, frame: dict[str, Any]) -> None:
+        """Apply a ``tokens`` frame to the list (a delta, or one part of a full list)."""
+        full, entries = frame.get("full"), frame.get("tokens")
+        if not isinstance(full, bool) or not isinstance(entries, list):
+            _LOGGER.warning("Uplink %s: ignoring a malformed tokens frame", self._url)
+            link.full_sync = None
+            return
+        tokens: list[RoamingToken] = []
+        for entry in entries:
+            try:
+                tokens.append(RoamingToken.from_wire(entry if isinstance(entry, dict) else {}))
+            except ValueError as exc:
+                _LOGGER.warning("Uplink %s: skipping a roaming token: %s", self._url, exc)
+        if self._roaming is None:
+            return
+        try:
+            if not full:
+                await self._roaming.upsert(tokens, self._now())
+                return
+            sync, part, parts = frame.get("sync"), frame.get("part"), frame.get("parts")
+            if not isinstance(sync, str) or type(part) is not int or type(parts) is not int or not 1 <= part <= parts:
+                _LOGGER.warning("Uplink %s: ignoring a full token list part without sync/part/parts", self._url)
+                link.full_sync = None
+                return
+            staged = link.full_sync
+            if part == 1:
+                staged = link.full_sync = _FullSync(sync, parts)
+            elif staged is None or (staged.sync, staged.parts, staged.received) != (sync, parts, part - 1):
+                _LOGGER.warning("Uplink %s: full token list part %d/%d out of order, dropped", self._url, part, parts)
+                link.full_sync = None
+                return
+            staged.tokens.extend(tokens)
+            staged.received = part
+            if part == parts:
+                link.full_sync = None
+                await self._roaming.replace(staged.tokens, self._now())
+                link.tokens_synced = True
+                _LOGGER.info("Uplink %s: roaming list synced, %d tokens", self._url, len(staged.tokens))
+        except TokenListError:
+            _LOGGER.exception("Uplink %s: cannot store the roaming tokens", self._url)
+        finally:
+            self._notify()
+
+    async def _end_link(self, link: _Link) -> None:
+        """Answer the authorizations still waiting, and remember until when the list was current."""
+        for future in link.authorizations.values():
+            if not future.done():
+                future.set_result("connection to the cloud lost")
+        if link.tokens_synced and self._roaming is not None:
+            try:
+                await self._roaming.mark_fresh(self._now())
+            except TokenListError:
+                _LOGGER.exception("Uplink %s: cannot store the roaming list's time", self._url)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -278,6 +444,7 @@ class UplinkClient:
                 for task in link.commands:
                     task.cancel()
                 await asyncio.gather(*link.commands, return_exceptions=True)
+                await self._end_link(link)
             await ws.close()
 
     async def _serve(self, link: _Link) -> None:
@@ -348,6 +515,10 @@ class UplinkClient:
                 task = asyncio.create_task(self._run_command(link, frame))
                 link.commands.add(task)
                 task.add_done_callback(link.commands.discard)
+            elif kind == "authorize_result":
+                self._authorize_result(link, frame)
+            elif kind == "tokens":
+                await self._on_tokens(link, frame)
             else:
                 _LOGGER.debug("Uplink %s: ignoring frame %r", self._url, frame)
 

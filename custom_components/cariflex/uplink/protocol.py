@@ -22,6 +22,9 @@ COMMAND_NAMES: Final = frozenset(
 )
 COMMAND_RESULTS: Final = frozenset({"accepted", "rejected", "failed", "unknown_charger", "timeout"})
 
+AUTHORIZE_TIMEOUT: Final = 5.0
+"""Seconds the site waits for the cloud's ``authorize_result`` before applying the whitelist rules."""
+
 MAX_IN_FLIGHT: Final = 100
 MAX_EVENT_DATA_BYTES: Final = 1 << 20
 MAX_FRAME_BYTES: Final = 4 << 20
