@@ -87,10 +87,11 @@ class MeterCoordinator(DataUpdateCoordinator[Reading]):
         self.settings = settings
         self.profile = profile
         self.device = make_device(profile, settings)
+        self.entry = entry
 
     @property
     def role(self) -> str:
-        """grid, pv, battery or other."""
+        """grid, pv, battery, genset or other."""
         return str(self.settings.get(CONF_ROLE, "other"))
 
     @property
@@ -112,7 +113,7 @@ class MeterCoordinator(DataUpdateCoordinator[Reading]):
                 translation_key="meter_read_failed",
                 translation_placeholders={"meter": self.title, "error": str(err)},
             ) from err
-        if self.role == ROLE_GRID and (energy := self.config_entry.runtime_data.energy) is not None:
+        if self.role == ROLE_GRID and (energy := self.entry.runtime_data.energy) is not None:
             energy.meter_moved(reading.power_w)
         return reading
 
