@@ -395,6 +395,8 @@ class _Endpoint:
         except Exception:
             _LOGGER.exception("Uplink: store failure for site %s", site_id)
             await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"store failure")
+        finally:
+            _disarm_heartbeat(ws)
         return ws
 
     async def _serve(self, conn: _Connection) -> None:
@@ -488,3 +490,14 @@ __all__ = [
     "UplinkStore",
     "add_uplink_routes",
 ]
+
+
+def _disarm_heartbeat(ws: web.WebSocketResponse) -> None:
+    """Cancel the heartbeat timer a closed websocket may have re-armed.
+
+    aiohttp 3.14 re-arms it for data read while closing (the site's close frame): the timer then
+    outlives the connection until it fires. Harmless, but a closed connection must leave nothing.
+    """
+    cancel = getattr(ws, "_cancel_heartbeat", None)
+    if callable(cancel):
+        cancel()

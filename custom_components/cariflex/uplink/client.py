@@ -446,6 +446,7 @@ class UplinkClient:
                 await asyncio.gather(*link.commands, return_exceptions=True)
                 await self._end_link(link)
             await ws.close()
+            _disarm_heartbeat(ws)
 
     async def _serve(self, link: _Link) -> None:
         """Send and receive until the connection closes or breaks."""
@@ -575,3 +576,14 @@ async def _receive_json(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     if msg.type is aiohttp.WSMsgType.ERROR:
         raise ConnectionError(f"websocket error: {msg.data}")
     raise _ProtocolError(f"unexpected {msg.type.name} frame")
+
+
+def _disarm_heartbeat(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Cancel the heartbeat timer a closed websocket may have re-armed.
+
+    aiohttp 3.14 re-arms it for data read while closing (the peer's close frame): the timer then
+    outlives the connection until it fires. Harmless, but a stopped client must leave nothing.
+    """
+    cancel = getattr(ws, "_cancel_heartbeat", None)
+    if callable(cancel):
+        cancel()
