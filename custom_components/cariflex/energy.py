@@ -242,6 +242,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self.planning = ChargePlanner(hass, self)
         self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
         self._sending: set[str] = set()
+        self._applied_at: dict[str, float] = {}  # when each connector's latest setpoint was accepted
         self._desired: dict[str, float | None] = {}
         self._issue_open = False
         self._open_issues: set[str] = set()
@@ -740,12 +741,17 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         draw = connector.readings.current_a
         key = session_id(coordinator.charger_id, connector.connector_id)
         cap_w = self.runtime.session_caps_w.get(key)
+        # A draw measured before the latest setpoint reached the charger says nothing about the car
+        # limiting itself (it has not had the chance to follow yet).
+        measured_at = connector.readings.measured_at
+        applied_at = self._applied_at.get(key)
+        followed = applied_at is None or (measured_at is not None and measured_at.timestamp() > applied_at)
         phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
         return EmsSession(
             id=key,
             charger_id=key,
             arrival=connector.session.started_at.timestamp(),
-            measured_a=self._draw(connector) if draw else None,
+            measured_a=self._draw(connector) if draw and followed else None,
             setpoint_a=connector.current_limit_a,
             # A cap from the cloud (an OCPI charging profile) bounds the session like the car's own limit.
             ev_max_current_a=None if cap_w is None else cap_w / self.voltage / phases,
@@ -777,6 +783,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             while True:
                 amps = self._desired[key]
                 status = await link.set_current_limit(connector_id, amps)
+                self._applied_at[key] = dt_util.utcnow().timestamp()
                 if status != "Accepted":
                     _LOGGER.warning("%s: setpoint %s A answered %s", key, amps, status)
                     self.regulator.forget(key)
