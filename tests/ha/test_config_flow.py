@@ -17,7 +17,6 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import config_validation as cv
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-import voluptuous_serialize
 import websockets
 from websockets.exceptions import InvalidStatus
 
@@ -756,6 +755,19 @@ async def test_strategy_option_pages_keep_the_other_pages_and_check_their_source
     assert site.options["country"] == "MTQ"
 
 
+def frontend_fields(schema: Any) -> list[dict[str, Any]]:
+    """The form as the frontend gets it (probatio on 2026.10, voluptuous-serialize before)."""
+    try:
+        import probatio
+
+        fields: list[dict[str, Any]] = probatio.to_field_list(schema, custom_serializer=cv.custom_serializer)
+    except ImportError:
+        import voluptuous_serialize
+
+        fields = voluptuous_serialize.convert(schema, custom_serializer=cv.custom_serializer)
+    return fields
+
+
 @pytest.mark.parametrize("page", ["site", "pv", "zni", "tariffs", "cloud"])
 async def test_every_options_page_can_be_drawn_by_the_frontend(
     hass: HomeAssistant, site: MockConfigEntry, page: str
@@ -763,6 +775,6 @@ async def test_every_options_page_can_be_drawn_by_the_frontend(
     """The frontend serializes each form's schema: a validator it cannot describe breaks the page (HTTP 500)."""
     menu = await hass.config_entries.options.async_init(site.entry_id)
     form = await hass.config_entries.options.async_configure(menu["flow_id"], {"next_step_id": page})
-    fields = voluptuous_serialize.convert(form["data_schema"], custom_serializer=cv.custom_serializer)
+    fields = frontend_fields(form["data_schema"])
     assert fields
     hass.config_entries.options.async_abort(form["flow_id"])
