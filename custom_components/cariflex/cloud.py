@@ -23,6 +23,8 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.util import dt as dt_util
 
+from .access import AuthResult
+from .access.roaming import DecisionSource
 from .const import (
     CONF_CLOUD_ADDRESS,
     CONF_CLOUD_CITY,
@@ -39,7 +41,7 @@ from .const import (
     DOMAIN,
 )
 from .ocpp.model import Charger, Session
-from .uplink import AsyncUplinkQueue, UplinkClient, UplinkState
+from .uplink import AsyncRoamingTokenStore, AsyncUplinkQueue, UplinkClient, UplinkState
 
 if TYPE_CHECKING:
     from .coordinator import ChargerCoordinator
@@ -66,7 +68,9 @@ class CloudLink:
         self.url = str(runtime.setting(CONF_CLOUD_URL))
         self.token = str(runtime.setting(CONF_CLOUD_TOKEN))
         self.queue: AsyncUplinkQueue | None = None
+        self.roaming: AsyncRoamingTokenStore | None = None
         self.client: UplinkClient | None = None
+        self._auth_methods: dict[str, str] = {}  # id tag -> AUTH_REQUEST (the cloud said) or WHITELIST
         self._statuses: dict[tuple[str, int], str] = {}
         self._updates: dict[str, datetime] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -83,8 +87,16 @@ class CloudLink:
         """Open the queue, connect, send the inventory, follow every charger."""
         await self.hass.async_add_executor_job(lambda: self.path.parent.mkdir(parents=True, exist_ok=True))
         self.queue = await AsyncUplinkQueue.open(self.path)
+        self.roaming = await AsyncRoamingTokenStore.open(
+            self.path.with_name(self.path.name.replace("uplink", "roaming"))
+        )
         self.client = UplinkClient(
-            async_get_clientsession(self.hass), self.url, self.token, self.queue, self._async_command
+            async_get_clientsession(self.hass),
+            self.url,
+            self.token,
+            self.queue,
+            self._async_command,
+            roaming=self.roaming,
         )
         self._unsubscribe.append(self.client.add_listener(self._changed))
         self.client.start()
@@ -98,6 +110,8 @@ class CloudLink:
         self._unsubscribe.clear()
         if self.client is not None:
             await self.client.stop()
+        if self.roaming is not None:
+            await self.roaming.close()
         if self.queue is not None:
             await self.queue.close()
 
@@ -130,6 +144,18 @@ class CloudLink:
         elif not failed and self._auth_issue:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             self._auth_issue = False
+
+    # ---------------------------------------------------------------- badges
+    async def async_authorize(self, charger: Charger, id_tag: str) -> AuthResult | None:
+        """A badge the site does not know: the roaming network's answer (None when nobody could say)."""
+        if self.client is None:
+            return None
+        decision = await self.client.authorize(id_tag, charger.charger_id)
+        if decision.source is DecisionSource.NONE:
+            return None
+        self._auth_methods[id_tag] = "AUTH_REQUEST" if decision.source is DecisionSource.CLOUD else "WHITELIST"
+        _LOGGER.info("Roaming badge %s at %s: %s (%s)", id_tag, charger.charger_id, decision.status, decision.reason)
+        return AuthResult(decision.ocpp_status, None, decision.parent_id_tag)
 
     # ---------------------------------------------------------------- events
     async def _append(self, kind: str, data: dict[str, Any]) -> None:
@@ -259,7 +285,7 @@ class CloudLink:
                 "evse_id": session.connector_id,
                 "connector_id": 1,
                 "id_tag": session.id_tag,
-                "auth_method": "WHITELIST",
+                "auth_method": self._auth_methods.get(session.id_tag or "", "WHITELIST"),
                 "start": session.started_at.isoformat(),
                 "meter_start_wh": session.meter_start_wh,
             },

@@ -178,6 +178,7 @@ class CariflexRuntime:
                 await cloud.async_stop()
             else:
                 self.cloud = cloud
+                self.backend.roaming = cloud.async_authorize
 
     async def async_stop(self) -> None:
         """Close the ports, stop listening, write the state."""

@@ -14,6 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from cloud_connector.uplink import AuthorizationAnswer
 from custom_components.cariflex.cloud import command_result
 from custom_components.cariflex.const import DOMAIN
 from custom_components.cariflex.energy import EmsMode
@@ -41,11 +42,11 @@ async def cloud(hass: HomeAssistant, tmp_path: Path, socket_enabled: None) -> As
     await server.stop()
 
 
-async def linked_site(hass: HomeAssistant, ws_port: int, url: str, token: str) -> MockConfigEntry:
+async def linked_site(hass: HomeAssistant, ws_port: int, url: str, token: str, **options: Any) -> MockConfigEntry:
     entry = site_entry(
         ws_port,
         chargers={"CP1": {}},
-        options={"cloud_url": url, "cloud_token": token, "city": "Fort-de-France", "postal_code": "97200"},
+        options={"cloud_url": url, "cloud_token": token, "city": "Fort-de-France", "postal_code": "97200", **options},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -135,3 +136,43 @@ def test_command_results_from_charger_answers() -> None:
     assert command_result({"status": "Unlocked"}) == "accepted"
     assert command_result({"status": "Rejected"}) == "rejected"
     assert command_result({}) == "rejected"
+
+
+async def test_a_roaming_badge_the_site_does_not_know_is_asked_of_the_cloud(
+    hass: HomeAssistant, cloud: Cloud, ws_port: int, chargers: ChargerFactory
+) -> None:
+    asked: list[tuple[str, str, str | None]] = []
+
+    async def emsp_says(site_id: str, uid: str, charger_id: str | None, evse_id: int | None) -> AuthorizationAnswer:
+        asked.append((site_id, uid, charger_id))
+        token = {"country_code": "FR", "party_id": "EMS", "uid": uid, "type": "RFID", "issuer": "eMSP"}
+        if uid == "EMSP-GOOD":
+            return AuthorizationAnswer(
+                "ACCEPTED", "ALLOWED", {**token, "contract_id": "FR-EMS-1", "group_id": "FLEET-1"}
+            )
+        return AuthorizationAnswer("BLOCKED", "NEVER", {**token, "contract_id": "FR-EMS-2"})
+
+    cloud.hub.set_authorizer(emsp_says)
+    # Badges on the site's own list only: an unknown badge would be refused without the cloud.
+    entry = await linked_site(hass, ws_port, cloud.url, SITE_A[1], auth_mode="list")
+    await wait_for(lambda: state_of(hass, "binary_sensor.test_site_cloud_connection") == "on", timeout=10)
+    cp = await chargers("CP1")
+    good = await cp.authorize("EMSP-GOOD")
+    assert good.id_tag_info["status"] == "Accepted"
+    assert good.id_tag_info["parent_id_tag"] == "FLEET-1"
+    bad = await cp.authorize("EMSP-BAD")
+    assert bad.id_tag_info["status"] == "Blocked"
+    assert asked == [(SITE_A[0], "EMSP-GOOD", "CP1"), (SITE_A[0], "EMSP-BAD", "CP1")]
+    # The session that follows is accepted without asking again, and reported as authorized by the cloud.
+    await cp.status(1, "Charging")
+    started = await cp.start_transaction(1, "EMSP-GOOD")
+    assert started.id_tag_info["status"] == "Accepted"
+    await wait_for(lambda: "session_start" in kinds(cloud.path), timeout=10)
+    start = next(data for kind, data in events(cloud.path) if kind == "session_start")
+    assert start["auth_method"] == "AUTH_REQUEST"
+    assert len(asked) == 2
+    # The cloud goes away: a badge nobody can vouch for is refused (the site's list mode).
+    await cloud.stop()
+    await wait_for(lambda: state_of(hass, "binary_sensor.test_site_cloud_connection") == "off", timeout=10)
+    assert (await cp.authorize("EMSP-OTHER")).id_tag_info["status"] == "Invalid"
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -290,3 +290,28 @@ async def test_spawn_and_cancel_own_tasks() -> None:
     await asyncio.sleep(0)
     assert backend._tasks == set()
     await backend.cancel_tasks()  # nothing left: no-op
+
+
+async def test_a_badge_the_site_does_not_know_is_asked_of_the_roaming_network() -> None:
+    from custom_components.cariflex.access import AuthMode, AuthResult, AuthStatus, BadgeList
+    from custom_components.cariflex.ocpp.model import Charger
+    from custom_components.cariflex.ocpp.site import SiteBackend
+
+    backend = SiteBackend(badges=BadgeList(AuthMode.LIST))
+    charger = Charger("CP1")
+    assert (await backend.authorize_async(charger, "ROAMER")).status is AuthStatus.INVALID  # no roaming network
+    answers: dict[str, AuthResult | None] = {"ROAMER": AuthResult(AuthStatus.ACCEPTED, None, "FLEET")}
+
+    async def roaming(_charger: Charger, id_tag: str) -> AuthResult | None:
+        if id_tag == "BROKEN":
+            raise RuntimeError("cloud exploded")
+        return answers.get(id_tag)
+
+    backend.roaming = roaming
+    assert await backend.authorize_async(charger, "ROAMER") == AuthResult(AuthStatus.ACCEPTED, None, "FLEET")
+    # The StartTransaction that follows is decided from that answer, without asking again.
+    answers.clear()
+    assert backend.authorize(charger, "roamer").status is AuthStatus.ACCEPTED
+    # Nobody knows the badge, or the network fails: the site's own rule (list mode: refused).
+    assert (await backend.authorize_async(charger, "NOBODY")).status is AuthStatus.INVALID
+    assert (await backend.authorize_async(charger, "BROKEN")).status is AuthStatus.INVALID

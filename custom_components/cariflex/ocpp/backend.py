@@ -50,6 +50,9 @@ class CentralBackend(Protocol):
     def authorize(self, charger: Charger, id_tag: str) -> AuthResult:
         """Decide on an id tag."""
 
+    async def authorize_async(self, charger: Charger, id_tag: str) -> AuthResult:
+        """Decide on an id tag, asking a roaming network when the site does not know it (Authorize)."""
+
     def next_transaction_id(self) -> int:
         """A transaction id unique and increasing across restarts."""
 

@@ -7,9 +7,9 @@ and background tasks. Implements :class:`CentralBackend`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 import hashlib
 import hmac
@@ -29,6 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 TRANSACTION_EPOCH = 1_577_836_800
 PBKDF2_ITERATIONS = 120_000
 PENDING_RETRY_S = 30
+ROAMING_ANSWER_TTL = timedelta(minutes=5)  # an Authorize answer holds for the StartTransaction that follows
 
 
 class UnknownChargerPolicy(StrEnum):
@@ -100,6 +101,9 @@ class SiteBackend:
         self.policy = policy
         self.heartbeat_interval = heartbeat_interval
         self.badges = badges if badges is not None else BadgeList()
+        # Asks a roaming network about a badge the site does not know (the cloud connector's eMSPs).
+        self.roaming: Callable[[Charger, str], Awaitable[AuthResult | None]] | None = None
+        self._roaming_answers: dict[str, tuple[AuthResult, datetime]] = {}
         self.counter = counter if counter is not None else TransactionCounter()
         self.known: dict[str, ChargerConfig] = {}
         self.chargers: dict[str, Charger] = {}
@@ -169,7 +173,27 @@ class SiteBackend:
         return BootDecision(BootStatus.REJECTED, PENDING_RETRY_S)
 
     def authorize(self, charger: Charger, id_tag: str) -> AuthResult:
-        return self.badges.authorize(id_tag, datetime.now(UTC))
+        now = datetime.now(UTC)
+        if self.badges.get(id_tag) is None and (cached := self._roaming_answers.get(id_tag.casefold())):
+            result, until = cached
+            if until > now:
+                return result  # a roaming badge just authorized (Authorize, then StartTransaction)
+        return self.badges.authorize(id_tag, now)
+
+    async def authorize_async(self, charger: Charger, id_tag: str) -> AuthResult:
+        """The site's own list first; a badge it does not know is asked of the roaming network (if any)."""
+        local = self.authorize(charger, id_tag)
+        if self.roaming is None or self.badges.get(id_tag) is not None:
+            return local
+        try:
+            answer = await self.roaming(charger, id_tag)
+        except Exception:  # a roaming failure never breaks the charger's session
+            _LOGGER.exception("%s: roaming authorization of %s failed", charger.charger_id, id_tag)
+            return local
+        if answer is None:
+            return local
+        self._roaming_answers[id_tag.casefold()] = (answer, datetime.now(UTC) + ROAMING_ANSWER_TTL)
+        return answer
 
     def next_transaction_id(self) -> int:
         return self.counter.next()

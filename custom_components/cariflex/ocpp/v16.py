@@ -141,8 +141,8 @@ class V16Adapter(AdapterBase):
             connector.readings.current_a = {}
         return {}
 
-    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"idTagInfo": id_tag_info(self.backend.authorize(self.charger, payload["idTag"]))}
+    async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"idTagInfo": id_tag_info(await self.backend.authorize_async(self.charger, payload["idTag"]))}
 
     def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         connector_id = int(payload["connectorId"])

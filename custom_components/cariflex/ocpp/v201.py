@@ -163,8 +163,11 @@ class V201Adapter(AdapterBase):
             connector.readings.current_a = {}
         return {}
 
-    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"idTokenInfo": id_token_info(self._authorize(payload["idToken"]))}
+    async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        id_token = payload["idToken"]
+        if id_token.get("type") == "NoAuthorization":
+            return {"idTokenInfo": id_token_info(AuthResult(AuthStatus.ACCEPTED))}
+        return {"idTokenInfo": id_token_info(await self.backend.authorize_async(self.charger, id_token["idToken"]))}
 
     def _authorize(self, id_token: dict[str, Any]) -> AuthResult:
         if id_token.get("type") == "NoAuthorization":
