@@ -427,15 +427,20 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     ) -> SessionSettings:
         nominal: float | None = None
         phases = 3
+        badge = None
         for coordinator, connector in connectors:
             if session_id(coordinator.charger_id, connector.connector_id) == key:
                 phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
                 nominal = coordinator.max_current * phases * self.voltage
+                if connector.session is not None and connector.session.id_tag:
+                    badge = self.runtime.badges.get(connector.session.id_tag)
         return SessionSettings(
             mode=self.charge_mode(key),
             tariff=TariffOption(self.tariff_policy(key)),
             nominal_power_w=nominal,
             planner_target_w=self.planning.target_w(key, phases, now),
+            pv_excluded=badge is not None and badge.pv_excluded,
+            guaranteed_min_a=None if badge is None else badge.guaranteed_min_a,
         )
 
     def _zni_while_off(

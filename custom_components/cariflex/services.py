@@ -699,6 +699,8 @@ async def _set_badge(call: ServiceCall) -> None:
             blocked=call.data.get("blocked", False),
             expiry=expiry,
             parent_id_tag=call.data.get("parent_id_tag"),
+            pv_excluded=call.data.get("pv_excluded", False),
+            guaranteed_min_a=call.data.get("guaranteed_min_a"),
         )
     )
     runtime.async_save()
@@ -739,6 +741,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
                 vol.Optional("blocked", default=False): cv.boolean,
                 vol.Optional("expiry"): cv.datetime,
                 vol.Optional("parent_id_tag"): vol.All(cv.string, vol.Length(max=36)),
+                vol.Optional("pv_excluded", default=False): cv.boolean,
+                vol.Optional("guaranteed_min_a"): vol.All(vol.Coerce(float), vol.Range(min=0, max=500)),
             }
         ),
     )

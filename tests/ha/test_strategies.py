@@ -10,8 +10,10 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.cariflex.access import Badge
 from custom_components.cariflex.const import DOMAIN
 from custom_components.cariflex.diagnostics import async_get_config_entry_diagnostics
+from custom_components.cariflex.ems.pv import ChargeMode
 from custom_components.cariflex.ems.regulator import Regulator
 from custom_components.cariflex.energy import EmsMode, EnergyCoordinator
 from simulator.charger16 import SimCharger16
@@ -187,4 +189,28 @@ async def test_an_off_peak_policy_waits_for_off_peak_hours(
     hass.states.async_set("binary_sensor.off_peak", "on")
     await cycle(hass, entry)
     await wait_for(lambda: cp1.connectors[1].limit_a == 31, timeout=10)
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_badge_excluded_from_pv_charges_at_once_and_a_guaranteed_minimum_holds(
+    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+) -> None:
+    entry = await start_site(hass, ws_port)
+    entry.runtime_data.badges.upsert(Badge("DOCTOR", "On call", pv_excluded=True))
+    entry.runtime_data.badges.upsert(Badge("NURSE", "Shift", guaranteed_min_a=10))
+    await energy(entry).async_set_charge_mode("CP1/1", ChargeMode.PV)
+    await energy(entry).async_set_charge_mode("CP2/1", ChargeMode.PV)
+    meter(hass, 2300)  # the site imports: no PV surplus at all
+    cp1 = await chargers("CP1")
+    await cp1.status(1, "Charging")
+    await cp1.start_transaction(1, "DOCTOR")
+    cp2 = await chargers("CP2")
+    await cp2.status(1, "Charging")
+    await cp2.start_transaction(1, "NURSE")
+    await cycle(hass, entry)
+    # The doctor's car does not wait for the sun; the nurse's gets at least its guaranteed 10 A.
+    await wait_for(lambda: (cp1.connectors[1].limit_a or 0) > 0, timeout=10)
+    await wait_for(lambda: (cp2.connectors[1].limit_a or 0) >= 10, timeout=10)
+    assert strategy_of(hass, "sensor.cp1_limit_reason") == "pv_excluded"
+    assert strategy_of(hass, "sensor.cp2_limit_reason") == "badge_minimum"
     await hass.config_entries.async_unload(entry.entry_id)

@@ -71,7 +71,7 @@ def test_all_sorted_by_id() -> None:
 
 
 def test_badge_round_trip() -> None:
-    full = Badge("TAG1", "Alice", blocked=True, expiry=NOW, parent_id_tag="FLEET")
+    full = Badge("TAG1", "Alice", blocked=True, expiry=NOW, parent_id_tag="FLEET", pv_excluded=True, guaranteed_min_a=8)
     data = full.as_dict()
     assert data == {
         "id_tag": "TAG1",
@@ -79,6 +79,8 @@ def test_badge_round_trip() -> None:
         "blocked": True,
         "expiry": "2024-05-01T12:00:00+00:00",
         "parent_id_tag": "FLEET",
+        "pv_excluded": True,
+        "guaranteed_min_a": 8,
     }
     assert Badge.from_dict(data) == full
     bare = Badge("TAG2")

@@ -43,6 +43,8 @@ class Badge:
     blocked: bool = False
     expiry: datetime | None = None
     parent_id_tag: str | None = None
+    pv_excluded: bool = False  # its sessions never wait for PV surplus (seed 004 A.7)
+    guaranteed_min_a: float | None = None  # a current its sessions always get, within the site's limits
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -52,6 +54,8 @@ class Badge:
             "blocked": self.blocked,
             "expiry": self.expiry.isoformat() if self.expiry else None,
             "parent_id_tag": self.parent_id_tag,
+            "pv_excluded": self.pv_excluded,
+            "guaranteed_min_a": self.guaranteed_min_a,
         }
 
     @classmethod
@@ -64,6 +68,8 @@ class Badge:
             blocked=bool(data.get("blocked", False)),
             expiry=_aware(datetime.fromisoformat(expiry)) if expiry else None,
             parent_id_tag=data.get("parent_id_tag"),
+            pv_excluded=bool(data.get("pv_excluded", False)),
+            guaranteed_min_a=float(data["guaranteed_min_a"]) if data.get("guaranteed_min_a") is not None else None,
         )
 
 
