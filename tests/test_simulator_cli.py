@@ -826,8 +826,9 @@ async def test_demo_runs_a_mixed_site_until_ctrl_c(
     host = CentralHost(tmp_path / "central")
     run = asyncio.create_task(demo(args, host=host))
     chargers = host.backend.chargers
-    await wait_for(lambda: host.charging("SIM1") and host.charging("SIM2") and "SIM3" in chargers)
-    await wait_for(lambda: chargers["SIM3"].connectors.get(1) is not None)
+    # The cloud connector starts first (its admin commands are processes of their own): allow for it.
+    await wait_for(lambda: host.charging("SIM1") and host.charging("SIM2") and "SIM3" in chargers, timeout=60)
+    await wait_for(lambda: chargers["SIM3"].connectors.get(1) is not None, timeout=10)
     assert {charger_id: charger.ocpp_version for charger_id, charger in chargers.items()} == {
         "SIM1": "1.6",
         "SIM2": "2.0.1",

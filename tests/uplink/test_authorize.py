@@ -258,8 +258,8 @@ async def test_an_empty_list_empties_the_site(roaming: Roaming, open_site: Any) 
     await roaming.cloud.stop()
     roaming.tokens = []  # every eMSP left while the site was away
     await roaming.start()
-    await wait_for(lambda: site.store.synced_at != synced)
-    assert site.store.count == 0
+    await wait_for(lambda: site.store.count == 0)
+    assert site.store.synced_at != synced
 
 
 async def test_a_provider_failure_leaves_the_list_and_the_link(
