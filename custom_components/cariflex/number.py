@@ -33,6 +33,7 @@ ENERGY_NEED = NumberEntityDescription(
     native_max_value=200,
     native_step=0.5,
     mode=NumberMode.BOX,
+    entity_registry_enabled_default=False,  # the planner's inputs: enable them to plan sessions
 )
 
 

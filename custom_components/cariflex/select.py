@@ -31,6 +31,7 @@ TARIFF_POLICY = SelectEntityDescription(
     translation_key="tariff_policy",
     options=[policy.value for policy in TariffPolicy],
     entity_category=EntityCategory.CONFIG,
+    entity_registry_enabled_default=False,  # for sites with tariff signals: enable where needed
 )
 
 

@@ -292,6 +292,7 @@ CLOUD_QUEUE = SensorEntityDescription(
 PLANNED_POWER = SensorEntityDescription(
     key="planned_power",
     translation_key="planned_power",
+    entity_registry_enabled_default=False,  # with the planner's inputs
     device_class=SensorDeviceClass.POWER,
     state_class=SensorStateClass.MEASUREMENT,
     native_unit_of_measurement=UnitOfPower.WATT,

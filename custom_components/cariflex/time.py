@@ -15,7 +15,11 @@ from .runtime import CariflexConfigEntry
 
 PARALLEL_UPDATES = 1
 
-DEPARTURE = TimeEntityDescription(key="departure", translation_key="departure")
+DEPARTURE = TimeEntityDescription(
+    key="departure",
+    translation_key="departure",
+    entity_registry_enabled_default=False,  # the planner's inputs: enable them to plan sessions
+)
 
 
 async def async_setup_entry(

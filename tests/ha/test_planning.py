@@ -23,7 +23,11 @@ def local_hhmm(moment: datetime) -> str:
 
 
 async def test_a_car_with_a_departure_and_a_need_waits_for_the_cheap_hours(
-    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
 ) -> None:
     now = dt_util.utcnow()
     # Off-peak from 2 h to 6 h from now (every day), expensive otherwise.

@@ -84,7 +84,11 @@ async def select(hass: HomeAssistant, entity_id: str, option: str) -> None:
 
 
 async def test_the_charging_mode_select_changes_the_chargers_profile(
-    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
 ) -> None:
     entry = await start_site(hass, ws_port)
     cp1 = await charging(chargers, "CP1")
@@ -117,7 +121,11 @@ async def test_the_charging_mode_select_changes_the_chargers_profile(
 
 
 async def test_a_zni_signal_at_0_halves_every_charger_within_one_cycle(
-    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
 ) -> None:
     hass.states.async_set(SIGNAL, "on")
     entry = await start_site(hass, ws_port, zni_enabled=True, zni_entity=SIGNAL, subscribed_power_kw=36.0)
@@ -160,7 +168,11 @@ async def test_a_zni_signal_at_0_halves_every_charger_within_one_cycle(
 
 
 async def test_the_zni_cap_applies_even_with_the_energy_manager_off(
-    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
 ) -> None:
     hass.states.async_set(SIGNAL, "1")
     entry = await start_site(hass, ws_port, EmsMode.OFF, zni_enabled=True, zni_entity=SIGNAL, zni_fraction=25)
@@ -175,7 +187,11 @@ async def test_the_zni_cap_applies_even_with_the_energy_manager_off(
 
 
 async def test_an_off_peak_policy_waits_for_off_peak_hours(
-    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
 ) -> None:
     hass.states.async_set("binary_sensor.off_peak", "off")
     entry = await start_site(hass, ws_port, offpeak_entity="binary_sensor.off_peak")
@@ -193,7 +209,11 @@ async def test_an_off_peak_policy_waits_for_off_peak_hours(
 
 
 async def test_a_badge_excluded_from_pv_charges_at_once_and_a_guaranteed_minimum_holds(
-    hass: HomeAssistant, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
 ) -> None:
     entry = await start_site(hass, ws_port)
     entry.runtime_data.badges.upsert(Badge("DOCTOR", "On call", pv_excluded=True))
