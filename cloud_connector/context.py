@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .config import Config
+from .ocpi.views import LocationCache
 from .ports import SiteHubPort
 from .repo.core import CoreRepo, Party
 from .storage import Database
@@ -35,6 +36,7 @@ class Context:
     hub: SiteHubPort
     clock: Clock = utcnow
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    locations: LocationCache = field(default_factory=LocationCache)
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` after the current request (a command's result); kept until done, logged if it fails."""

@@ -8,17 +8,17 @@ from ..repo.core import CoreRepo, Site
 from ..repo.inventory import InventoryRepo
 from . import views
 from .common import ENDPOINTS, ctx_of
-from .transport import OcpiError, Status, paginated, parse_page, reply
+from .transport import OcpiError, Status, paginated_json, parse_page, reply
 
 
 async def list_locations(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     limit = ctx.config.ocpi.page_limit
     page = parse_page(request, limit)
-    ids, total = await InventoryRepo(ctx.db).location_site_ids(page.date_from, page.date_to, page.offset, page.limit)
-    items = [item for item in [await views.location(ctx.db, site_id) for site_id in ids] if item is not None]
-    return paginated(
-        ctx.clock(), request, items, public_url=ctx.config.public_url, total=total, page=page, max_limit=limit
+    sites, total = await InventoryRepo(ctx.db).location_sites(page.date_from, page.date_to, page.offset, page.limit)
+    texts = await ctx.locations.texts(ctx.db, sites)
+    return paginated_json(
+        ctx.clock(), request, texts, public_url=ctx.config.public_url, total=total, page=page, max_limit=limit
     )
 
 

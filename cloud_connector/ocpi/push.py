@@ -32,6 +32,8 @@ _LOGGER = logging.getLogger(__name__)
 
 type Delta = tuple[str, str, dict[str, Any]]  # (method, URL suffix, body)
 
+_SITE_MODULES = ("locations", "sessions", "cdrs")  # what a site's events change
+
 
 @dataclass(frozen=True)
 class Job:
@@ -51,16 +53,22 @@ class Request:
 
 
 async def mark_changed(
-    ctx: Context, module: str, object_id: str, *, only_peer: int | None = None, due_in: float = 0.0
+    ctx: Context,
+    module: str,
+    object_id: str,
+    *,
+    only_peer: int | None = None,
+    due_in: float = 0.0,
+    peers: list[Peer] | None = None,
 ) -> list[Job]:
     """Flag an object as changed for every peer that takes it; the full-object jobs (for the retry loop).
 
     Used by admin commands too (another process): the running service's loop pushes within
-    ``ocpi.retry_interval``.
+    ``ocpi.retry_interval``. ``peers``: the registered peers, when the caller just read them.
     """
     jobs: list[Job] = []
     now = ctx.clock()
-    for peer in await PeerRepo(ctx.db).registered():
+    for peer in await PeerRepo(ctx.db).registered() if peers is None else peers:
         if peer.endpoint(module, "RECEIVER") is None or (only_peer is not None and peer.id != only_peer):
             continue
         async with ctx.db.transaction() as tx:
@@ -111,43 +119,62 @@ class Pusher:
     # --- changes ---
 
     async def on_changes(self, site_id: str, changes: Changes) -> None:
-        """Flag and push what a site event changed (called by the store after its commit)."""
-        for location_id in changes.locations:
-            await self.changed("locations", location_id)
-        for uid, location_id in changes.evses.items():
-            location = await views.location(self.ctx.db, location_id)
-            if location is None:  # pragma: no cover - a status needs an inventory
-                continue
-            site = await CoreRepo(self.ctx.db).site(location_id)
-            assert site is not None
-            evse = await views.evse(self.ctx.db, site, uid)
-            assert evse is not None
-            delta = ("PATCH", f"/{uid}", {"status": evse["status"], "last_updated": evse["last_updated"]})
-            await self.changed("locations", location_id, delta)
+        """Flag and push what a site event changed (called by the store after its commit).
+
+        Only for the modules some registered peer takes (a Receiver): otherwise there is nothing to flag,
+        and nothing is read. An EVSE status change builds only that EVSE (what its PATCH sends).
+        """
+        peers = await PeerRepo(self.ctx.db).registered()
+        takers = {module for module in _SITE_MODULES if any(peer.endpoint(module, "RECEIVER") for peer in peers)}
+        if not takers:
+            return
+        if "locations" in takers:
+            for location_id in changes.locations:
+                await self.changed("locations", location_id, peers=peers)
+            for uid, location_id in changes.evses.items():
+                site = await CoreRepo(self.ctx.db).site(location_id)
+                if site is None or site.info is None:  # pragma: no cover - a status needs an inventory
+                    continue
+                evse = await views.evse(self.ctx.db, site, uid)
+                assert evse is not None
+                delta = ("PATCH", f"/{uid}", {"status": evse["status"], "last_updated": evse["last_updated"]})
+                await self.changed("locations", location_id, delta, peers=peers)
         sessions = SessionRepo(self.ctx.db)
-        for session_id in changes.sessions_put | changes.sessions_patch:
-            session = await sessions.get(session_id)
-            assert session is not None
-            if session.peer_id is None:
-                continue  # a local badge: nobody to tell
-            update: Delta | None = None
-            if session_id not in changes.sessions_put:
-                body = await views.session(self.ctx.db, session)
-                patch: dict[str, Any] = {key: body[key] for key in ("kwh", "total_cost", "last_updated") if key in body}
-                update = ("PATCH", "", patch)
-            await self.changed("sessions", session_id, update, only_peer=session.peer_id)
-        for cdr_id in changes.cdrs:
-            cdr = await sessions.cdr(cdr_id)
-            assert cdr is not None
-            assert cdr.peer_id is not None
-            await self.changed("cdrs", cdr_id, only_peer=cdr.peer_id)
+        if "sessions" in takers:
+            for session_id in changes.sessions_put | changes.sessions_patch:
+                session = await sessions.get(session_id)
+                assert session is not None
+                if session.peer_id is None:
+                    continue  # a local badge: nobody to tell
+                update: Delta | None = None
+                if session_id not in changes.sessions_put:
+                    body = await views.session(self.ctx.db, session)
+                    patch: dict[str, Any] = {
+                        key: body[key] for key in ("kwh", "total_cost", "last_updated") if key in body
+                    }
+                    update = ("PATCH", "", patch)
+                await self.changed("sessions", session_id, update, only_peer=session.peer_id, peers=peers)
+        if "cdrs" in takers:
+            for cdr_id in changes.cdrs:
+                cdr = await sessions.cdr(cdr_id)
+                assert cdr is not None
+                assert cdr.peer_id is not None
+                await self.changed("cdrs", cdr_id, only_peer=cdr.peer_id, peers=peers)
 
     async def changed(
-        self, module: str, object_id: str, delta: Delta | None = None, *, only_peer: int | None = None
+        self,
+        module: str,
+        object_id: str,
+        delta: Delta | None = None,
+        *,
+        only_peer: int | None = None,
+        peers: list[Peer] | None = None,
     ) -> None:
-        """Flag ``object_id`` for the peers that take ``module`` and push it now."""
+        """Flag ``object_id`` for the peers that take ``module`` and push it now (``peers``: the registered
+        peers, when the caller just read them)."""
         grace = self.ctx.config.ocpi.retry_initial + self.ctx.config.ocpi.request_timeout
-        for job in await mark_changed(self.ctx, module, object_id, only_peer=only_peer, due_in=grace):
+        jobs = await mark_changed(self.ctx, module, object_id, only_peer=only_peer, due_in=grace, peers=peers)
+        for job in jobs:
             self._enqueue(Job(job.peer_id, job.module, job.object_id, job.version, delta))
 
     def _enqueue(self, job: Job) -> None:
@@ -235,15 +262,16 @@ class Pusher:
         db = self.ctx.db
         if job.module == "locations":
             site = await CoreRepo(db).site(job.object_id)
-            location = await views.location(db, job.object_id)
-            if site is None or location is None:
+            if site is None or site.info is None:  # no Location (yet)
                 return None
             url = f"{base}/{site.country_code}/{site.party_id}/{site.id}"
             owner = (site.country_code, site.party_id)
-            if not full:
+            if not full:  # a PATCH sends what the change gave it: no need to build the Location
                 assert job.delta is not None
                 method, suffix, body = job.delta
                 return Request(method, url + suffix, body, owner)
+            location = await views.location(db, job.object_id)
+            assert location is not None
             return Request("PUT", url, location, owner)
         if job.module == "sessions":
             session = await SessionRepo(db).get(job.object_id)

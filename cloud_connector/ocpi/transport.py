@@ -305,12 +305,38 @@ def paginated(
     max_limit: int,
 ) -> web.Response:
     """A list response with Link (next page), X-Total-Count and X-Limit."""
+    headers = _page_headers(request, len(items), public_url=public_url, total=total, page=page, max_limit=max_limit)
+    return reply(now, list(items), headers=headers)
+
+
+def paginated_json(
+    now: datetime,
+    request: web.Request,
+    texts: Sequence[str],
+    *,
+    public_url: str,
+    total: int,
+    page: Page,
+    max_limit: int,
+) -> web.Response:
+    """:func:`paginated` for items already serialized (``json.dumps`` of each): the same bytes."""
+    headers = _page_headers(request, len(texts), public_url=public_url, total=total, page=page, max_limit=max_limit)
+    empty = json.dumps(envelope(now, []))
+    head = '{"data": []'
+    assert empty.startswith(head)
+    body = '{"data": [' + ", ".join(texts) + "]" + empty[len(head) :]
+    return web.Response(text=body, content_type=JSON_TYPE, headers=headers)
+
+
+def _page_headers(
+    request: web.Request, count: int, *, public_url: str, total: int, page: Page, max_limit: int
+) -> dict[str, str]:
     headers = {"X-Total-Count": str(total), "X-Limit": str(max_limit)}
-    following = page.offset + len(items)
-    if items and following < total:
+    following = page.offset + count
+    if count and following < total:
         params: dict[str, str] = {"offset": str(following), "limit": str(page.limit)}
         for name in ("date_from", "date_to"):
             if request.query.get(name):
                 params[name] = request.query[name]
         headers["Link"] = f'<{public_url}{request.path}?{urlencode(params)}>; rel="next"'
-    return reply(now, list(items), headers=headers)
+    return headers

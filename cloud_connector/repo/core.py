@@ -88,6 +88,12 @@ class CoreRepo:
         row = await self.ex.fetchone("SELECT * FROM sites WHERE id = ?", (site_id,))
         return None if row is None else _site(row)
 
+    async def sites_by_id(self, site_ids: list[str]) -> dict[str, Site]:
+        """The sites among ``site_ids`` (at least one) that exist."""
+        marks = ",".join("?" * len(site_ids))
+        rows = await self.ex.fetchall(f"SELECT * FROM sites WHERE id IN ({marks})", site_ids)  # noqa: S608
+        return {row["id"]: _site(row) for row in rows}
+
     async def sites(self) -> list[Site]:
         return [_site(row) for row in await self.ex.fetchall("SELECT * FROM sites ORDER BY created_at, id")]
 

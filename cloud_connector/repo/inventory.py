@@ -95,18 +95,19 @@ class InventoryRepo:
             (site_id, seq, event_id, kind, at, json.dumps(data), db_dt(now)),
         )
 
-    async def location_site_ids(
+    async def location_sites(
         self, date_from: datetime | None, date_to: datetime | None, offset: int, limit: int
-    ) -> tuple[list[str], int]:
-        """Ids of sites with an inventory, oldest first, whose Location changed in [date_from, date_to)."""
+    ) -> tuple[list[tuple[str, int]], int]:
+        """(id, revision) of sites with an inventory, oldest first, whose Location changed in [date_from, date_to),
+        and how many there are in all. ``revision`` changes with anything in the Location (migration 0002)."""
         where, params = _window("last_updated", date_from, date_to)
         where = "info IS NOT NULL" + where
         total = await self.ex.fetchone(f"SELECT COUNT(*) AS n FROM sites WHERE {where}", params)  # noqa: S608
         rows = await self.ex.fetchall(
-            f"SELECT id FROM sites WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
+            f"SELECT id, revision FROM sites WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
             [*params, limit, offset],
         )
-        return [row["id"] for row in rows], int(total["n"]) if total else 0
+        return [(row["id"], row["revision"]) for row in rows], int(total["n"]) if total else 0
 
     async def site_id_matching(self, location_id: str) -> str | None:
         """The site whose id equals ``location_id`` ignoring case (CiString), if it has an inventory."""
@@ -153,6 +154,19 @@ class InventoryRepo:
     async def evses(self, site_id: str) -> list[Evse]:
         rows = await self.ex.fetchall("SELECT * FROM evses WHERE site_id = ? ORDER BY charger_id, evse_id", (site_id,))
         return [_evse(row) for row in rows]
+
+    async def evses_of_sites(self, site_ids: Sequence[str]) -> dict[str, list[Evse]]:
+        """The EVSEs of each site (ordered as :meth:`evses` orders them)."""
+        found: dict[str, list[Evse]] = {site_id: [] for site_id in site_ids}
+        if site_ids:
+            marks = ",".join("?" * len(site_ids))
+            rows = await self.ex.fetchall(
+                f"SELECT * FROM evses WHERE site_id IN ({marks}) ORDER BY site_id, charger_id, evse_id",  # noqa: S608
+                list(site_ids),
+            )
+            for row in rows:
+                found[row["site_id"]].append(_evse(row))
+        return found
 
     async def evse_matching(self, site_id: str, uid: str) -> Evse | None:
         """The site's EVSE whose uid equals ``uid`` ignoring case."""
@@ -206,6 +220,20 @@ class InventoryRepo:
         found: dict[str, list[Connector]] = {uid: [] for uid in evse_uids}
         for row in rows:
             found[row["evse_uid"]].append(_connector(row))
+        return found
+
+    async def connectors_of_sites(self, site_ids: Sequence[str]) -> dict[str, list[Connector]]:
+        """The connectors of every EVSE of the sites, per EVSE uid (ordered as :meth:`connectors` orders them)."""
+        found: dict[str, list[Connector]] = {}
+        if site_ids:
+            marks = ",".join("?" * len(site_ids))
+            rows = await self.ex.fetchall(
+                "SELECT c.* FROM connectors c JOIN evses e ON e.uid = c.evse_uid "  # noqa: S608
+                f"WHERE e.site_id IN ({marks}) ORDER BY c.evse_uid, c.connector_id",
+                list(site_ids),
+            )
+            for row in rows:
+                found.setdefault(row["evse_uid"], []).append(_connector(row))
         return found
 
     async def upsert_connector(self, connector: Connector) -> None:
@@ -270,6 +298,21 @@ class InventoryRepo:
         found: dict[str, list[str]] = {}
         for row in rows:
             found.setdefault(row["evse_uid"], []).append(row["tariff_id"])
+        return found
+
+    async def tariff_ids_of_sites(self, site_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """:meth:`tariff_ids` of each site."""
+        found: dict[str, dict[str, list[str]]] = {site_id: {} for site_id in site_ids}
+        if site_ids:
+            marks = ",".join("?" * len(site_ids))
+            rows = await self.ex.fetchall(
+                "SELECT a.site_id, a.evse_uid, a.tariff_id FROM tariff_assignments a "  # noqa: S608
+                f"JOIN tariffs t ON t.id = a.tariff_id WHERE a.site_id IN ({marks}) AND t.deleted = 0 "
+                "ORDER BY a.site_id, a.tariff_id",
+                list(site_ids),
+            )
+            for row in rows:
+                found[row["site_id"]].setdefault(row["evse_uid"], []).append(row["tariff_id"])
         return found
 
 

@@ -7,11 +7,12 @@ class implementing these two protocols (placeholders rewritten to ``$n``) and it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 type Row = dict[str, Any]
+type Work[T] = Callable[[Executor], Coroutine[Any, Any, T]]
 
 
 class Executor(Protocol):
@@ -31,6 +32,12 @@ class Database(Executor, Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Executor]:
         """Everything run on the yielded executor commits together, or not at all."""
+        ...
+
+    async def run_transactions[T](self, works: Sequence[Work[T]]) -> list[T | Exception]:
+        """Run each ``work(executor)`` in a transaction of its own, in order: its result, or the exception
+        that rolled it back. A work only awaits the executor it is given (a backend may run it elsewhere
+        than on the event loop, all of them in one go)."""
         ...
 
     async def close(self) -> None: ...
