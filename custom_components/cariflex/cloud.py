@@ -40,7 +40,7 @@ from .const import (
     DEFAULT_VOLTAGE,
     DOMAIN,
 )
-from .ocpp.model import Charger, Session
+from .ocpp.model import Charger, ConnectorStatus, Session
 from .uplink import AsyncRoamingTokenStore, AsyncUplinkQueue, UplinkClient, UplinkState
 
 if TYPE_CHECKING:
@@ -51,6 +51,21 @@ _LOGGER = logging.getLogger(__name__)
 
 UPDATE_EVERY = timedelta(seconds=60)  # a running session's progress, at most once a minute
 RESULTS = {"accepted": "accepted", "rejected": "rejected", "scheduled": "accepted", "unlocked": "accepted"}
+
+
+OCPP_STATUS = {
+    ConnectorStatus.AVAILABLE: "Available",
+    ConnectorStatus.PREPARING: "Preparing",
+    ConnectorStatus.CHARGING: "Charging",
+    ConnectorStatus.SUSPENDED_EV: "SuspendedEV",
+    ConnectorStatus.SUSPENDED_EVSE: "SuspendedEVSE",
+    ConnectorStatus.FINISHING: "Finishing",
+    ConnectorStatus.RESERVED: "Reserved",
+    ConnectorStatus.UNAVAILABLE: "Unavailable",
+    ConnectorStatus.FAULTED: "Faulted",
+    ConnectorStatus.OCCUPIED: "Occupied",
+}
+"""The model's statuses as OCPP spells them (what the uplink carries)."""
 
 
 def command_result(response: dict[str, Any]) -> str:
@@ -239,7 +254,7 @@ class CloudLink:
         now = dt_util.utcnow()
         for connector in outlets:
             key = (charger.charger_id, connector.connector_id)
-            status = connector.status.value
+            status = OCPP_STATUS.get(connector.status, "Unknown")
             if self._statuses.get(key) != status:
                 self._statuses[key] = status
                 self._spawn(

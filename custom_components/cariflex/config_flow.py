@@ -485,6 +485,8 @@ class CariflexOptionsFlow(OptionsFlow):
                 errors[CONF_CLOUD_COUNTRY] = "invalid_country"
             elif bool(url) != bool(user_input.get(CONF_CLOUD_TOKEN)):
                 errors["base"] = "cloud_incomplete"
+            elif url and not (user_input.get(CONF_CLOUD_ADDRESS) and user_input.get(CONF_CLOUD_CITY)):
+                errors["base"] = "cloud_address_required"  # OCPI publishes every charger with its address
             else:
                 values = {**user_input, CONF_CLOUD_URL: url, CONF_CLOUD_COUNTRY: country}
                 return self._save(values, [str(key) for key in schema.schema])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 import contextlib
 import json
@@ -18,6 +19,7 @@ from cloud_connector.uplink import AuthorizationAnswer
 from custom_components.cariflex.cloud import command_result
 from custom_components.cariflex.const import DOMAIN
 from custom_components.cariflex.energy import EmsMode
+from tests.cloud.harness import connected
 from tests.cloud.uplink_harness import SITE_A, Cloud
 from tests.conftest import ChargerFactory, free_port, site_entry, state_of, wait_for
 
@@ -46,7 +48,14 @@ async def linked_site(hass: HomeAssistant, ws_port: int, url: str, token: str, *
     entry = site_entry(
         ws_port,
         chargers={"CP1": {}},
-        options={"cloud_url": url, "cloud_token": token, "city": "Fort-de-France", "postal_code": "97200", **options},
+        options={
+            "cloud_url": url,
+            "cloud_token": token,
+            "address": "1 rue Victor Hugo",
+            "city": "Fort-de-France",
+            "postal_code": "97200",
+            **options,
+        },
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -176,3 +185,43 @@ async def test_a_roaming_badge_the_site_does_not_know_is_asked_of_the_cloud(
     await wait_for(lambda: state_of(hass, "binary_sensor.test_site_cloud_connection") == "off", timeout=10)
     assert (await cp.authorize("EMSP-OTHER")).id_tag_info["status"] == "Invalid"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_an_emsp_command_reaches_a_real_charger_through_home_assistant_and_its_result_comes_back(
+    hass: HomeAssistant, tmp_path: Path, socket_enabled: None, ws_port: int, chargers: ChargerFactory
+) -> None:
+    """OCPI START_SESSION from an eMSP -> cloud connector -> uplink -> Home Assistant -> OCPP charger, and back."""
+    hass.config.config_dir = str(tmp_path / "config")
+    (tmp_path / "cloud").mkdir()
+    async with connected(tmp_path / "cloud") as (cpo, msp):
+        site = await cpo.ok("register-site", "--name", "Résidence", "--id", "s1")
+        await cpo.ok("publish-site", "s1")
+        uplink = cpo.url.replace("http://", "ws://") + "/uplink/v1"
+        entry = await linked_site(hass, ws_port, uplink, site["token"])
+        cp = await chargers("CP1")
+        await cp.status(1, "Available")
+
+        async def location_published() -> bool:
+            status, answer, _ = await msp.module("GET", "locations", "/s1")
+            return status == 200 and bool(answer["data"]["evses"])
+
+        async with asyncio.timeout(20):
+            while not await location_published():
+                await asyncio.sleep(0.2)
+        token = msp.add_token("APP1", whitelist="NEVER", type="APP_USER")
+        status, answer, _ = await msp.module(
+            "POST",
+            "commands",
+            "/START_SESSION",
+            {
+                "response_url": f"{msp.url}/ocpi/emsp/2.2.1/commands/START_SESSION/r1",
+                "token": token,
+                "location_id": "s1",
+            },
+        )
+        assert status == 200, answer
+        assert answer["data"]["result"] == "ACCEPTED"  # the immediate CommandResponse
+        await wait_for(lambda: bool(msp.state.command_results.get("r1")), timeout=20)
+        assert [result["result"] for result in msp.state.command_results["r1"]] == ["ACCEPTED"]  # the CommandResult
+        assert any(action == "RemoteStartTransaction" and p["idTag"] == "APP1" for action, p in cp.received)
+        await hass.config_entries.async_unload(entry.entry_id)

@@ -748,6 +748,10 @@ async def test_strategy_option_pages_keep_the_other_pages_and_check_their_source
     assert result["errors"] == {"cloud_url": "invalid_cloud_url"}
     result = await options_page(hass, site, "cloud", {"cloud_url": "wss://cloud.example/uplink/v1"})
     assert result["errors"] == {"base": "cloud_incomplete"}
+    result = await options_page(
+        hass, site, "cloud", {"cloud_url": "wss://cloud.example/uplink/v1", "cloud_token": "t", "city": "Le Lamentin"}
+    )
+    assert result["errors"] == {"base": "cloud_address_required"}
     result = await options_page(hass, site, "cloud", {"country": "France"})
     assert result["errors"] == {"country": "invalid_country"}
     result = await options_page(hass, site, "cloud", {"country": "mtq"})
