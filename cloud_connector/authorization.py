@@ -106,8 +106,12 @@ class Authorizer:
             answer = await self._ask(peer, site_id, token.body["uid"], token.body["type"], evse_uid)
         except Unreachable:
             if rule == "ALLOWED_OFFLINE":
+                # Offline, the list decides: a token its eMSP invalidated stays refused.
                 return Decision(
-                    allowed=True, auth_method="WHITELIST", reason="eMSP unreachable, ALLOWED_OFFLINE", token=token.body
+                    allowed=token.valid,
+                    auth_method="WHITELIST",
+                    reason="eMSP unreachable, ALLOWED_OFFLINE" + ("" if token.valid else ", token not valid"),
+                    token=token.body,
                 )
             return Decision(allowed=False, auth_method="AUTH_REQUEST", reason="eMSP unreachable, NEVER")
         if answer is None:

@@ -224,11 +224,6 @@ def test_allowed_words(reason: str, allowed: bool, word: str) -> None:
     assert allowed_word(Decision(allowed=allowed, auth_method="AUTH_REQUEST", reason=reason)) == word
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authorization.Authorizer accepts an ALLOWED_OFFLINE token its eMSP invalidated (valid=false) "
-    "whenever that eMSP is unreachable; the site's list refuses it (docs/uplink.md, 'The decision at the site')",
-)
 async def test_an_invalidated_allowed_offline_token_is_refused_with_the_emsp_down(tmp_path: Path) -> None:
     async with connected(tmp_path, ocpi=FAST) as (cpo, msp):
         await register(cpo)
