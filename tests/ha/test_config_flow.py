@@ -761,14 +761,16 @@ async def test_strategy_option_pages_keep_the_other_pages_and_check_their_source
 
 def frontend_fields(schema: Any) -> list[dict[str, Any]]:
     """The form as the frontend gets it (probatio on 2026.10, voluptuous-serialize before)."""
+    fields: Any
     try:
         import probatio
 
-        fields: list[dict[str, Any]] = probatio.to_field_list(schema, custom_serializer=cv.custom_serializer)
+        fields = probatio.to_field_list(schema, custom_serializer=cv.custom_serializer)
     except ImportError:
         import voluptuous_serialize
 
         fields = voluptuous_serialize.convert(schema, custom_serializer=cv.custom_serializer)
+    assert isinstance(fields, list)
     return fields
 
 
