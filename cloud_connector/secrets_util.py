@@ -7,8 +7,13 @@ import secrets
 
 
 def new_token() -> str:
-    """A fresh random token: 32 bytes, URL-safe base64 (43 printable characters)."""
-    return secrets.token_urlsafe(32)
+    """A fresh random token: 32 bytes, URL-safe base64 (43 printable characters), never starting with ``-``.
+
+    A leading ``-`` would make a token handed to the admin CLI (``--token TOKEN``) read as an option.
+    """
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 def hash_token(token: str) -> str:

@@ -126,7 +126,7 @@ async def test_unregistration_started_by_the_emsp(tmp_path: Path) -> None:
 async def test_cpo_registers_rotates_and_unregisters(tmp_path: Path) -> None:
     async with cpo_and_emsp(tmp_path) as (cpo, msp):
         token_a = msp.issue_token_a()
-        peer = await cpo.ok("register-peer", "--name", "msp", "--versions-url", msp.versions_url, "--token", token_a)
+        peer = await cpo.ok("register-peer", "--name", "msp", "--versions-url", msp.versions_url, f"--token={token_a}")
         assert peer["status"] == "REGISTERED"
         assert peer["parties"] == ["NL*EMS"]
         assert peer["last_exchange"] is not None
@@ -175,7 +175,7 @@ async def test_cpo_registration_failures_leave_no_peer(tmp_path: Path) -> None:
 async def test_rotation_failure_keeps_the_current_tokens(tmp_path: Path) -> None:
     async with cpo_and_emsp(tmp_path) as (cpo, msp):
         token_a = msp.issue_token_a()
-        peer = await cpo.ok("register-peer", "--name", "msp", "--versions-url", msp.versions_url, "--token", token_a)
+        peer = await cpo.ok("register-peer", "--name", "msp", "--versions-url", msp.versions_url, f"--token={token_a}")
         await msp.go_down()
         code, _, err = await cpo.cli("rotate-peer", str(peer["peer_id"]))
         assert code == 1
@@ -195,7 +195,7 @@ async def test_rotation_failure_keeps_the_current_tokens(tmp_path: Path) -> None
 async def test_peer_refusing_our_delete(tmp_path: Path) -> None:
     async with cpo_and_emsp(tmp_path) as (cpo, msp):
         token_a = msp.issue_token_a()
-        peer = await cpo.ok("register-peer", "--name", "msp", "--versions-url", msp.versions_url, "--token", token_a)
+        peer = await cpo.ok("register-peer", "--name", "msp", "--versions-url", msp.versions_url, f"--token={token_a}")
         msp.state.token_in = "something else"  # the eMSP no longer knows our token
         code, _, err = await cpo.cli("unregister-peer", str(peer["peer_id"]))
         assert code == 1
@@ -207,7 +207,7 @@ async def test_peer_refusing_our_delete(tmp_path: Path) -> None:
 async def test_plain_token_peers_are_detected(tmp_path: Path) -> None:
     async with cpo_and_emsp(tmp_path, plain_tokens=True) as (cpo, msp):
         token_a = msp.issue_token_a()
-        peer = await cpo.ok("register-peer", "--name", "old", "--versions-url", msp.versions_url, "--token", token_a)
+        peer = await cpo.ok("register-peer", "--name", "old", "--versions-url", msp.versions_url, f"--token={token_a}")
         assert peer["status"] == "REGISTERED"
         # We learnt to send it plain tokens; it sends us plain tokens too, which we accept.
         rows = await cpo.ctx.db.fetchall("SELECT plain_auth FROM peers")
@@ -325,7 +325,7 @@ async def test_peers_answering_oddly_during_our_registration(tmp_path: Path) -> 
         await msp.go_down()
         await msp.start()
         code, _, err = await cpo.cli(
-            "register-peer", "--name", "x", "--versions-url", msp.versions_url, "--token", msp.issue_token_a()
+            "register-peer", "--name", "x", "--versions-url", msp.versions_url, f"--token={msp.issue_token_a()}"
         )
         assert (code, "POST credentials: token: must match") == (1, err.split("[")[0].removeprefix("error: ").strip())
         assert await cpo.ok("list-peers") == []
@@ -342,7 +342,7 @@ async def test_a_peer_may_answer_with_another_versions_url(tmp_path: Path) -> No
 
         msp.credentials = moved  # type: ignore[method-assign]
         peer = await cpo.ok(
-            "register-peer", "--name", "x", "--versions-url", msp.versions_url, "--token", msp.issue_token_a()
+            "register-peer", "--name", "x", "--versions-url", msp.versions_url, f"--token={msp.issue_token_a()}"
         )
         assert peer["versions_url"] == msp.versions_url + "?moved=1"
         assert msp.state.received[-1].path == "/ocpi/2.2.1"  # fetched again, with its token C
