@@ -41,6 +41,8 @@ from .const import (
     DOMAIN,
 )
 from .ocpp.model import Charger, ConnectorStatus, Session
+from .ocpp.v16 import STATUS_MAP
+from .ocpp.v201 import CONNECTOR_STATUS
 from .uplink import AsyncRoamingTokenStore, AsyncUplinkQueue, UplinkClient, UplinkState
 
 if TYPE_CHECKING:
@@ -53,19 +55,8 @@ UPDATE_EVERY = timedelta(seconds=60)  # a running session's progress, at most on
 RESULTS = {"accepted": "accepted", "rejected": "rejected", "scheduled": "accepted", "unlocked": "accepted"}
 
 
-OCPP_STATUS = {
-    ConnectorStatus.AVAILABLE: "Available",
-    ConnectorStatus.PREPARING: "Preparing",
-    ConnectorStatus.CHARGING: "Charging",
-    ConnectorStatus.SUSPENDED_EV: "SuspendedEV",
-    ConnectorStatus.SUSPENDED_EVSE: "SuspendedEVSE",
-    ConnectorStatus.FINISHING: "Finishing",
-    ConnectorStatus.RESERVED: "Reserved",
-    ConnectorStatus.UNAVAILABLE: "Unavailable",
-    ConnectorStatus.FAULTED: "Faulted",
-    ConnectorStatus.OCCUPIED: "Occupied",
-}
-"""The model's statuses as OCPP spells them (what the uplink carries)."""
+OCPP_STATUS: dict[ConnectorStatus, str] = {status: word for word, status in (STATUS_MAP | CONNECTOR_STATUS).items()}
+"""The model's statuses as OCPP spells them (what the uplink carries): the adapters' maps, inverted."""
 
 
 def command_result(response: dict[str, Any]) -> str:

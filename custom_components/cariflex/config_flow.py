@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 import errno
 import re
 import socket
@@ -430,8 +430,9 @@ class CariflexOptionsFlow(OptionsFlow):
         """Which settings to change."""
         return self.async_show_menu(step_id="init", menu_options=["site", "pv", "zni", "tariffs", "cloud"])
 
-    def _save(self, values: dict[str, Any], keys: Iterable[str]) -> ConfigFlowResult:
-        """The options with this page's ``keys`` replaced by ``values`` (an emptied field is removed)."""
+    def _save(self, values: dict[str, Any], page: vol.Schema) -> ConfigFlowResult:
+        """The options with this ``page``'s fields replaced by ``values`` (an emptied field is removed)."""
+        keys = {str(key) for key in page.schema}
         options = {key: value for key, value in self.config_entry.options.items() if key not in keys}
         options.update({key: value for key, value in values.items() if value not in (None, "")})
         return self.async_create_entry(data=options)
@@ -446,14 +447,14 @@ class CariflexOptionsFlow(OptionsFlow):
         )
         if user_input is not None:
             _data, options = _split(user_input)
-            return self._save(options, [str(key) for key in schema.schema])
+            return self._save(options, schema)
         return self.async_show_form(step_id="site", data_schema=schema)
 
     async def async_step_pv(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """PV surplus: the reserve kept for the site, start and stop delays, the home battery."""
         schema = vol.Schema(_pv_options_schema(dict(self.config_entry.options)))
         if user_input is not None:
-            return self._save(user_input, [str(key) for key in schema.schema])
+            return self._save(user_input, schema)
         return self.async_show_form(step_id="pv", data_schema=schema)
 
     async def async_step_zni(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -467,7 +468,7 @@ class CariflexOptionsFlow(OptionsFlow):
             elif user_input.get(CONF_ZNI_ENABLED) and not user_input.get(CONF_ZNI_ENTITY) and not all(remote):
                 errors["base"] = "zni_no_source"
             else:
-                return self._save(user_input, [str(key) for key in schema.schema])
+                return self._save(user_input, schema)
         return self.async_show_form(
             step_id="zni", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
@@ -489,7 +490,7 @@ class CariflexOptionsFlow(OptionsFlow):
                 errors["base"] = "cloud_address_required"  # OCPI publishes every charger with its address
             else:
                 values = {**user_input, CONF_CLOUD_URL: url, CONF_CLOUD_COUNTRY: country}
-                return self._save(values, [str(key) for key in schema.schema])
+                return self._save(values, schema)
         return self.async_show_form(
             step_id="cloud", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
@@ -506,7 +507,7 @@ class CariflexOptionsFlow(OptionsFlow):
             except ScheduleError:
                 errors[CONF_OFFPEAK_SCHEDULE] = "invalid_schedule"
             else:
-                return self._save({**user_input, CONF_OFFPEAK_SCHEDULE: text}, [str(key) for key in schema.schema])
+                return self._save({**user_input, CONF_OFFPEAK_SCHEDULE: text}, schema)
         return self.async_show_form(
             step_id="tariffs", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )

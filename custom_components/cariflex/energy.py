@@ -259,6 +259,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         """Phases of the grid connection."""
         return int(self.runtime.setting(CONF_PHASES, DEFAULT_PHASES))
 
+    def charger_phases(self, coordinator: ChargerCoordinator) -> Literal[1, 3]:
+        """The phases a charger draws on: one on a single-phase site or a single-phase charger."""
+        return 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
+
     @property
     def subscribed_power_w(self) -> float:
         """Power subscribed from the grid operator."""
@@ -430,7 +434,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         badge = None
         for coordinator, connector in connectors:
             if session_id(coordinator.charger_id, connector.connector_id) == key:
-                phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
+                phases = self.charger_phases(coordinator)
                 nominal = coordinator.max_current * phases * self.voltage
                 if connector.session is not None and connector.session.id_tag:
                     badge = self.runtime.badges.get(connector.session.id_tag)
@@ -723,7 +727,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self, coordinator: ChargerCoordinator, connector: Connector, boards: Mapping[str, Mapping[str, Any]]
     ) -> EmsCharger:
         config = coordinator.settings
-        charger_phases: Literal[1, 3] = 1 if self.phases == 1 or int(config.get(CONF_PHASES, 3)) == 1 else 3
+        charger_phases = self.charger_phases(coordinator)
         minimum = float(config.get(CONF_MIN_CURRENT, DEFAULT_MIN_CURRENT))
         return EmsCharger(
             id=session_id(coordinator.charger_id, connector.connector_id),
@@ -751,7 +755,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         measured_at = connector.readings.measured_at
         applied_at = self._applied_at.get(key)
         followed = applied_at is None or (measured_at is not None and measured_at.timestamp() > applied_at)
-        phases = 1 if self.phases == 1 or int(coordinator.settings.get(CONF_PHASES, 3)) == 1 else 3
+        phases = self.charger_phases(coordinator)
         return EmsSession(
             id=key,
             charger_id=key,

@@ -218,26 +218,27 @@ def _site_power(state: EnergyState, attribute: str) -> float | None:
     return node_power(state, SITE_NODE, attribute)
 
 
+_SITE_POWER: dict[str, Any] = {
+    "device_class": SensorDeviceClass.POWER,
+    "state_class": SensorStateClass.MEASUREMENT,
+    "native_unit_of_measurement": UnitOfPower.WATT,
+    "suggested_unit_of_measurement": UnitOfPower.KILO_WATT,
+    "suggested_display_precision": 1,
+}
+"""A power the energy manager computes, shown in kW."""
+
 SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
     SiteSensorDescription(
         key="available_power",
         translation_key="available_power",
-        device_class=SensorDeviceClass.POWER,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-        suggested_display_precision=1,
+        **_SITE_POWER,
         node_attribute="available_power_w",
         value_fn=lambda state: _site_power(state, "available_power_w"),
     ),
     SiteSensorDescription(
         key="allocated_power",
         translation_key="allocated_power",
-        device_class=SensorDeviceClass.POWER,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-        suggested_display_precision=1,
+        **_SITE_POWER,
         node_attribute="allocated_power_w",
         value_fn=lambda state: _site_power(state, "allocated_power_w"),
     ),
@@ -253,21 +254,13 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
 PV_SURPLUS = SiteSensorDescription(
     key="pv_surplus",
     translation_key="pv_surplus",
-    device_class=SensorDeviceClass.POWER,
-    state_class=SensorStateClass.MEASUREMENT,
-    native_unit_of_measurement=UnitOfPower.WATT,
-    suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-    suggested_display_precision=1,
+    **_SITE_POWER,
     value_fn=lambda state: None if state.strategy is None else state.strategy.surplus_w,
 )
 ZNI_CAP = SiteSensorDescription(
     key="zni_cap",
     translation_key="zni_cap",
-    device_class=SensorDeviceClass.POWER,
-    state_class=SensorStateClass.MEASUREMENT,
-    native_unit_of_measurement=UnitOfPower.WATT,
-    suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-    suggested_display_precision=1,
+    **_SITE_POWER,
     value_fn=lambda state: zni_cap_w(state.strategy),
 )
 LIMIT_REASONS: list[str] = sorted({*(str(reason) for reason in Reason), "board_limit", "unmanaged", *STRATEGY_REASONS})
@@ -293,11 +286,7 @@ PLANNED_POWER = SensorEntityDescription(
     key="planned_power",
     translation_key="planned_power",
     entity_registry_enabled_default=False,  # with the planner's inputs
-    device_class=SensorDeviceClass.POWER,
-    state_class=SensorStateClass.MEASUREMENT,
-    native_unit_of_measurement=UnitOfPower.WATT,
-    suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-    suggested_display_precision=1,
+    **_SITE_POWER,
 )
 
 
