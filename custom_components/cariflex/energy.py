@@ -388,7 +388,12 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             tree,
             sessions,
             self._strategy_inputs(now_dt, meter_w, measured_at, inputs),
-            {key: self._session_settings(key, connectors, now) for key in wanted},
+            {
+                session_id(coordinator.charger_id, connector.connector_id): self._session_settings(
+                    coordinator, connector, now
+                )
+                for coordinator, connector in connectors
+            },
         )
         self._after_strategy(strategy)
         result = self.regulator.cycle(tree, strategy.apply(sessions), now)
@@ -426,22 +431,16 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             tariff=self.tariffs.state(now),
         )
 
-    def _session_settings(
-        self, key: str, connectors: list[tuple[ChargerCoordinator, Connector]], now: float
-    ) -> SessionSettings:
-        nominal: float | None = None
-        phases = 3
+    def _session_settings(self, coordinator: ChargerCoordinator, connector: Connector, now: float) -> SessionSettings:
+        key = session_id(coordinator.charger_id, connector.connector_id)
+        phases = self.charger_phases(coordinator)
         badge = None
-        for coordinator, connector in connectors:
-            if session_id(coordinator.charger_id, connector.connector_id) == key:
-                phases = self.charger_phases(coordinator)
-                nominal = coordinator.max_current * phases * self.voltage
-                if connector.session is not None and connector.session.id_tag:
-                    badge = self.runtime.badges.get(connector.session.id_tag)
+        if connector.session is not None and connector.session.id_tag:
+            badge = self.runtime.badges.get(connector.session.id_tag)
         return SessionSettings(
             mode=self.charge_mode(key),
             tariff=TariffOption(self.tariff_policy(key)),
-            nominal_power_w=nominal,
+            nominal_power_w=coordinator.max_current * phases * self.voltage,
             planner_target_w=self.planning.target_w(key, phases, now),
             pv_excluded=badge is not None and badge.pv_excluded,
             guaranteed_min_a=None if badge is None else badge.guaranteed_min_a,
@@ -461,8 +460,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             sessions,
             StrategyInputs(zni_signal=self.zni.value(now), zni_next=self.zni.next_change(now)),
             {
-                key: replace(self._session_settings(key, connectors, now.timestamp()), mode=ChargeMode.NOW)
-                for key in keys
+                session_id(coordinator.charger_id, connector.connector_id): replace(
+                    self._session_settings(coordinator, connector, now.timestamp()), mode=ChargeMode.NOW
+                )
+                for coordinator, connector in connectors
             },
         )
         self._after_strategy(strategy)
