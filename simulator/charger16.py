@@ -103,6 +103,7 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(follow_up_done)
 
     async def stop_tasks(self) -> None:
         """Cancel running follow-ups (sessions)."""
@@ -434,6 +435,16 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
     async def _report_statuses_named(self, connector_ids: list[int]) -> None:
         for connector_id in connector_ids:
             await self.status(connector_id, self.connectors[connector_id].status)
+
+
+def follow_up_done(task: asyncio.Task[Any]) -> None:
+    """Collect a finished follow-up's outcome: a central system that closed mid-way is what a real charger sees."""
+    if task.cancelled() or (error := task.exception()) is None:
+        return
+    if isinstance(error, websockets.exceptions.ConnectionClosed):
+        _LOGGER.debug("follow-up ended with the connection: %s", error)
+    else:
+        _LOGGER.error("follow-up failed: %r", error)
 
 
 def basic_auth_header(charger_id: str, password: str) -> dict[str, str]:

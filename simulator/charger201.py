@@ -44,7 +44,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 import websockets
 
-from simulator.charger16 import basic_auth_header, now_iso
+from simulator.charger16 import basic_auth_header, follow_up_done, now_iso
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -238,6 +238,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(follow_up_done)
         return task
 
     async def stop_tasks(self) -> None:
