@@ -43,6 +43,12 @@ class SimConnector:
     limit_a: float | None = None
     voltage: float = 230.0
     phases: int = 3
+    number_phases: int | None = None  # what the central system's profile asks for (numberPhases)
+
+    @property
+    def active_phases(self) -> int:
+        """The phases the car charges on: the profile's numberPhases, within the wiring."""
+        return min(self.number_phases or self.phases, self.phases)
 
 
 @dataclass
@@ -185,12 +191,12 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         connector = self.connectors[connector_id]
         if seconds:
             connector.energy_wh += connector.power_w * seconds / 3600
-        per_phase = connector.power_w / connector.voltage / connector.phases if connector.power_w else 0.0
+        per_phase = connector.power_w / connector.voltage / connector.active_phases if connector.power_w else 0.0
         sampled: list[dict[str, Any]] = [
             {"value": f"{connector.energy_wh:.0f}", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
             {"value": f"{connector.power_w:.0f}", "measurand": "Power.Active.Import", "unit": "W"},
         ]
-        for phase in ("L1", "L2", "L3")[: connector.phases]:
+        for phase in ("L1", "L2", "L3")[: connector.active_phases]:
             sampled.append({"value": f"{per_phase:.1f}", "measurand": "Current.Import", "unit": "A", "phase": phase})
         sampled.append({"value": f"{connector.voltage:.0f}", "measurand": "Voltage", "unit": "V", "phase": "L1-N"})
         return await self.call(
@@ -226,7 +232,7 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
 
     def _offered_power(self, connector: SimConnector) -> float:
         limit = self.config.max_current if connector.limit_a is None else connector.limit_a
-        return min(self.session_power_w, limit * connector.voltage * connector.phases)
+        return min(self.session_power_w, limit * connector.voltage * connector.active_phases)
 
     # ------------------------------------------------------ central -> charger
     @on(Action.cancel_reservation)
@@ -383,10 +389,16 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
         status = self._answer("SetChargingProfile", "Accepted")
         if status == "Accepted":
             schedule = cs_charging_profiles["charging_schedule"]
-            limit = float(schedule["charging_schedule_period"][0]["limit"])
+            period = schedule["charging_schedule_period"][0]
+            limit = float(period["limit"])
             targets = self.connectors.values() if connector_id == 0 else [self.connectors[connector_id]]
             for connector in targets:
-                amps = limit if schedule["charging_rate_unit"] == "A" else limit / connector.voltage / connector.phases
+                connector.number_phases = period.get("number_phases")
+                amps = (
+                    limit
+                    if schedule["charging_rate_unit"] == "A"
+                    else limit / connector.voltage / connector.active_phases
+                )
                 connector.limit_a = amps
         return self._result("SetChargingProfile", status=status)
 

@@ -137,6 +137,13 @@ class SimEvse:
     limit_a: float | None = None
     voltage: float = 230.0
     phases: int = 3
+    number_phases: int | None = None  # what the central system's profile asks for (numberPhases)
+
+    @property
+    def active_phases(self) -> int:
+        """The phases the car charges on: the profile's numberPhases, within the wiring."""
+        return min(self.number_phases or self.phases, self.phases)
+
     charging_state: str | None = None
     remote_start_id: int | None = None
     demand_w: float | None = None  # what the EV draws when allowed (default: session_power_w)
@@ -326,7 +333,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
 
     def _offered_power(self, evse: SimEvse) -> float:
         limit = self.config.max_current if evse.limit_a is None else evse.limit_a
-        return max(0.0, min(evse.demand_w or self.session_power_w, limit * evse.voltage * evse.phases))
+        return max(0.0, min(evse.demand_w or self.session_power_w, limit * evse.voltage * evse.active_phases))
 
     def _meter_value(self, evse: SimEvse, context: str, *, full: bool = True) -> dict[str, Any]:
         sampled: list[dict[str, Any]] = [
@@ -338,7 +345,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
             }
         ]
         if full:
-            per_phase = evse.power_w / evse.voltage / evse.phases if evse.power_w else 0.0
+            per_phase = evse.power_w / evse.voltage / evse.active_phases if evse.power_w else 0.0
             sampled.append(
                 {
                     "value": round(evse.power_w, 1),
@@ -347,7 +354,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
                     "unit_of_measure": {"unit": "W"},
                 }
             )
-            for phase in PHASES[: evse.phases]:
+            for phase in PHASES[: evse.active_phases]:
                 sampled.append(
                     {
                         "value": round(per_phase, 2),
@@ -462,7 +469,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
                 },
                 meter_value=[self._meter_value(evse, "Transaction.Begin", full=False)],
                 offline=True if offline else None,
-                number_of_phases_used=evse.phases,
+                number_of_phases_used=evse.active_phases,
                 reservation_id=reservation_id,
                 evse={"id": evse_id, "connector_id": 1},
                 id_token={"id_token": id_token, "type": token_type} if id_token else None,
@@ -851,7 +858,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
     def _profile_limit_a(self, evse: SimEvse, profile: dict[str, Any]) -> float:
         schedule = profile["charging_schedule"][0]
         limit = float(schedule["charging_schedule_period"][0]["limit"])
-        return limit if schedule["charging_rate_unit"] == "A" else limit / evse.voltage / evse.phases
+        return limit if schedule["charging_rate_unit"] == "A" else limit / evse.voltage / evse.active_phases
 
     def _recompute_limits(self) -> None:
         """Effective limit per EVSE: TxProfile (own transaction) or TxDefaultProfile, capped by the max profiles."""
@@ -877,6 +884,11 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
                     cap_a = self._profile_limit_a(evse, cap)
                     limit = cap_a if limit is None else min(limit, cap_a)
             evse.limit_a = limit
+            evse.number_phases = (
+                None
+                if chosen is None
+                else chosen["charging_schedule"][0]["charging_schedule_period"][0].get("number_phases")
+            )
             if evse.transaction_id and evse.charging_state == "Charging":
                 evse.power_w = self._offered_power(evse)
 
@@ -1291,7 +1303,7 @@ class SimCharger201(ChargePoint):  # type: ignore[misc]
         if evse_id != 0 and evse is None:
             return call_result.GetCompositeSchedule(status=self._answer("GetCompositeSchedule", "Rejected"))
         limit_a = self.config.max_current if evse is None or evse.limit_a is None else evse.limit_a
-        limit = limit_a if unit == "A" else limit_a * (evse.voltage * evse.phases if evse else 230.0 * 3)
+        limit = limit_a if unit == "A" else limit_a * (evse.voltage * evse.active_phases if evse else 230.0 * 3)
         return call_result.GetCompositeSchedule(
             status=self._answer("GetCompositeSchedule", "Accepted"),
             schedule={

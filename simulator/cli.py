@@ -181,7 +181,7 @@ def _describe(err: BaseException) -> str:
 def offered_power(charger: SimCharger16, connector: SimConnector) -> float:
     """The power the charger may draw under the central system's current limit (W)."""
     amps = charger.config.max_current if connector.limit_a is None else connector.limit_a
-    return amps * connector.voltage * connector.phases
+    return amps * connector.voltage * connector.active_phases
 
 
 @contextlib.contextmanager

@@ -65,6 +65,7 @@ from .const import (
     CONF_PASSWORD,
     CONF_PASSWORD_HASH,
     CONF_PHASE,
+    CONF_PHASE_SWITCHING,
     CONF_PHASES,
     CONF_PORT,
     CONF_PRIORITY,
@@ -300,6 +301,7 @@ def _charger_ems_schema(defaults: Mapping[str, Any], entry: ConfigEntry) -> dict
         vol.Required(CONF_PRIORITY, default=defaults.get(CONF_PRIORITY, 0)): vol.All(
             vol.Coerce(int), vol.Range(min=0, max=10)
         ),
+        vol.Required(CONF_PHASE_SWITCHING, default=bool(defaults.get(CONF_PHASE_SWITCHING, False))): bool,
     }
 
 
@@ -310,6 +312,7 @@ def _charger_ems_data(user_input: dict[str, Any]) -> dict[str, Any]:
         CONF_PHASES: int(user_input.get(CONF_PHASES, DEFAULT_PHASES)),
         CONF_PHASE: user_input.get(CONF_PHASE, "L1"),
         CONF_PRIORITY: int(user_input.get(CONF_PRIORITY, 0)),
+        CONF_PHASE_SWITCHING: bool(user_input.get(CONF_PHASE_SWITCHING, False)),
     }
 
 

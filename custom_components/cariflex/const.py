@@ -56,6 +56,7 @@ CONF_GENSET_ENTITY: Final = "genset_entity"  # on while the site runs on its gen
 CONF_GENSET_POWER: Final = "genset_power_kw"
 CONF_MIN_CURRENT: Final = "min_current"
 CONF_PRIORITY: Final = "priority"
+CONF_PHASE_SWITCHING: Final = "phase_switching"
 CONF_PHASE: Final = "phase"
 DEFAULT_EMS_CYCLE: Final = 5
 DEFAULT_MIN_CURRENT: Final = 6

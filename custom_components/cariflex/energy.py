@@ -45,6 +45,7 @@ from .const import (
     CONF_MIN_CURRENT,
     CONF_PARENT,
     CONF_PHASE,
+    CONF_PHASE_SWITCHING,
     CONF_PHASES,
     CONF_PRIORITY,
     CONF_PV_DISABLE_DELAY,
@@ -180,6 +181,9 @@ class EnergyState:
         return self.result.setpoints[session_id].reason
 
 
+_PHASE_COUNTS: dict[int, Literal[1, 3]] = {1: 1, 3: 3}
+
+
 def session_id(charger_id: str, connector_id: int) -> str:
     """The EMS id of a connector (a charger leaf of the site tree)."""
     return f"{charger_id}/{connector_id}"
@@ -243,7 +247,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
         self._sending: set[str] = set()
         self._applied_at: dict[str, float] = {}  # when each connector's latest setpoint was accepted
-        self._desired: dict[str, float | None] = {}
+        self._desired: dict[str, tuple[float | None, int | None]] = {}  # (A, phases when switched)
         self._issue_open = False
         self._open_issues: set[str] = set()
         self.data = EnergyState(self.mode, EmsStatus.OFF if self.mode is EmsMode.OFF else EmsStatus.IDLE)
@@ -258,6 +262,15 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     def phases(self) -> int:
         """Phases of the grid connection."""
         return int(self.runtime.setting(CONF_PHASES, DEFAULT_PHASES))
+
+    def phase_switching(self, key: str) -> bool:
+        """Whether the charger of a connector key switches between one and three phases."""
+        coordinator = self.runtime.coordinators.get(key.rsplit("/", 1)[0])
+        return (
+            coordinator is not None
+            and bool(coordinator.settings.get(CONF_PHASE_SWITCHING))
+            and self.charger_phases(coordinator) == 3
+        )
 
     def charger_phases(self, coordinator: ChargerCoordinator) -> Literal[1, 3]:
         """The phases a charger draws on: one on a single-phase site or a single-phase charger."""
@@ -411,7 +424,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         decreases = [key for key in result.changed if self._lowers(result, key)]
         delay = RAMP_DELAY_S if decreases else 0.0
         for changed in result.changed:
-            self._send(changed, result.setpoint(changed), connectors, 0.0 if changed in decreases else delay)
+            phases = result.setpoints[changed].number_of_phases if self.phase_switching(changed) else None
+            self._send(
+                changed, result.setpoint(changed), connectors, 0.0 if changed in decreases else delay, phases=phases
+            )
         return EnergyState(
             self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w, inputs, strategy
         )
@@ -442,6 +458,8 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             tariff=TariffOption(self.tariff_policy(key)),
             nominal_power_w=coordinator.max_current * phases * self.voltage,
             planner_target_w=self.planning.target_w(key, phases, now),
+            phase_switching=bool(coordinator.settings.get(CONF_PHASE_SWITCHING)) and phases == 3,
+            active_phases=_PHASE_COUNTS.get(connector.limit_phases or 0),
             pv_excluded=badge is not None and badge.pv_excluded,
             guaranteed_min_a=None if badge is None else badge.guaranteed_min_a,
         )
@@ -470,8 +488,9 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         for key, target in strategy.targets.items():
             if strategy.zni_cap_active and target.rule is Rule.ZNI:
                 self._zni_capped.add(key)
-                if self._desired.get(key) != target.max_a:
-                    self._send(key, target.max_a, connectors)
+                phases = target.phases if self.phase_switching(key) else None
+                if self._desired.get(key) != (target.max_a, phases):
+                    self._send(key, target.max_a, connectors, phases=phases)
         for key in list(self._zni_capped):
             if not strategy.zni_cap_active or key not in keys or strategy.targets[key].rule is not Rule.ZNI:
                 self._zni_capped.discard(key)
@@ -769,10 +788,19 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     # ------------------------------------------------------------ output
     def _send(
-        self, key: str, amps: float | None, connectors: list[tuple[ChargerCoordinator, Connector]], delay: float = 0.0
+        self,
+        key: str,
+        amps: float | None,
+        connectors: list[tuple[ChargerCoordinator, Connector]],
+        delay: float = 0.0,
+        *,
+        phases: int | None = None,
     ) -> None:
-        """Send one setpoint in the background, one at a time per connector, the latest one last."""
-        self._desired[key] = amps
+        """Send one setpoint in the background, one at a time per connector, the latest one last.
+
+        ``phases`` goes into the profile (numberPhases) only for a charger that switches phases.
+        """
+        self._desired[key] = (amps, phases)
         if key in self._sending:
             return  # the sender in flight sends this newer value when it is done
         for coordinator, connector in connectors:
@@ -791,14 +819,15 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             if delay:
                 await asyncio.sleep(delay)
             while True:
-                amps = self._desired[key]
-                status = await link.set_current_limit(connector_id, amps)
+                wanted = self._desired[key]
+                amps, phases = wanted
+                status = await link.set_current_limit(connector_id, amps, phases)
                 self._applied_at[key] = dt_util.utcnow().timestamp()
                 if status != "Accepted":
-                    _LOGGER.warning("%s: setpoint %s A answered %s", key, amps, status)
+                    _LOGGER.warning("%s: setpoint %s A (%s phases) answered %s", key, amps, phases or "all", status)
                     self.regulator.forget(key)
                     return
-                if self._desired.get(key) == amps:
+                if self._desired.get(key) == wanted:
                     return
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise

@@ -490,6 +490,7 @@ async def test_charger_subentry_is_created_with_a_hashed_password(
         "phases",
         "phase",
         "priority",
+        "phase_switching",
     }
     assert sub.data[CONF_CHARGER_ID] == "CP2"
     assert sub.data[CONF_MAX_CURRENT] == 16
@@ -517,7 +518,7 @@ async def test_charger_subentry_without_password_or_name(hass: HomeAssistant, si
     assert result["type"] is FlowResultType.CREATE_ENTRY
     sub = charger_subentry(site, "CP3")
     assert sub.title == "CP3"
-    # The sharing settings take their defaults: 6 A minimum, three-phase, priority 0.
+    # The sharing settings take their defaults: 6 A minimum, three-phase, priority 0, no phase switching.
     assert dict(sub.data) == {
         CONF_CHARGER_ID: "CP3",
         CONF_MAX_CURRENT: 32,
@@ -526,6 +527,7 @@ async def test_charger_subentry_without_password_or_name(hass: HomeAssistant, si
         "phases": 3,
         "phase": "L1",
         "priority": 0,
+        "phase_switching": False,
     }
 
 

@@ -877,6 +877,40 @@ async def test_TC_K_02_tx_profile_on_running_transaction(hass: HomeAssistant, st
     assert _value(hass, POWER) == pytest.approx(6.9)
 
 
+async def test_TC_K_02_tx_profile_on_one_phase_survives_a_reconnect(hass: HomeAssistant, stations: Stations) -> None:
+    """A phase switch: numberPhases 1 in the TxProfile, the EV draws on L1 only, the reconnect re-sends both."""
+    station = await stations()
+    await _charging(hass, station)
+    link = _charger(hass).link
+    assert link is not None
+    assert await link.set_current_limit(1, 16, 1) == "Accepted"
+    [request] = station.got("SetChargingProfile")
+    assert request["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 16.0, "numberPhases": 1}
+    ]
+    assert station.evses[1].active_phases == 1
+    await station.transaction_updated(1, 60)  # the EV draws 16 A on one phase: 3.68 kW
+    await hass.async_block_till_done()
+    assert _value(hass, POWER) == pytest.approx(3.68)
+    assert _charger(hass).connectors[1].readings.current_a == {"L1": 16.0}
+    assert _charger(hass).connectors[1].limit_phases == 1
+
+    await stations.drop(station)
+    station.evses[1].number_phases = None  # the station forgot its profiles
+    station.forget()
+    await stations.reconnect(station)
+    await wait_for(lambda: bool(station.got("SetChargingProfile")), timeout=10)
+    period = station.got("SetChargingProfile")[-1]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"]
+    assert period == [{"startPeriod": 0, "limit": 16.0, "numberPhases": 1}]
+    assert station.evses[1].active_phases == 1
+
+    # Back to our default: the limit is removed and the phases with it.
+    link = _charger(hass).link
+    assert link is not None
+    assert await link.set_current_limit(1, None) == "Accepted"
+    assert _charger(hass).connectors[1].limit_phases is None
+
+
 async def test_TC_K_03_charging_station_max_profile(hass: HomeAssistant, stations: Stations) -> None:
     """set_charging_profile with EVSE 0 and a ChargingStationMaxProfile (Absolute, never Relative)."""
     station = await stations()

@@ -15,6 +15,7 @@ from custom_components.cariflex.const import DOMAIN
 from custom_components.cariflex.diagnostics import async_get_config_entry_diagnostics
 from custom_components.cariflex.ems.pv import ChargeMode
 from custom_components.cariflex.ems.regulator import Regulator
+from custom_components.cariflex.ems.strategy import StrategyEngine
 from custom_components.cariflex.energy import EmsMode, EnergyCoordinator
 from simulator.charger16 import SimCharger16
 from tests.conftest import ChargerFactory, site_entry, state_of, wait_for
@@ -24,12 +25,18 @@ SIGNAL = "binary_sensor.edf_signal"
 VOLTS = 230.0
 
 
-async def start_site(hass: HomeAssistant, ws_port: int, ems: EmsMode = EmsMode.ON, **options: Any) -> MockConfigEntry:
-    """A 3-phase site (32 A breaker, 22 kW, grid meter), two 32 A chargers, the given options."""
+async def start_site(
+    hass: HomeAssistant,
+    ws_port: int,
+    ems: EmsMode = EmsMode.ON,
+    cp1: dict[str, Any] | None = None,
+    **options: Any,
+) -> MockConfigEntry:
+    """A 3-phase site (32 A breaker, 22 kW, grid meter), two 32 A chargers (CP1's extra settings), the options."""
     hass.states.async_set(METER, "0", {"unit_of_measurement": "W", "device_class": "power"})
     entry = site_entry(
         ws_port,
-        chargers={"CP1": {}, "CP2": {}},
+        chargers={"CP1": cp1 or {}, "CP2": {}},
         options={
             "subscribed_power_kw": 22.0,
             "main_breaker_a": 32.0,
@@ -233,4 +240,46 @@ async def test_a_badge_excluded_from_pv_charges_at_once_and_a_guaranteed_minimum
     await wait_for(lambda: (cp2.connectors[1].limit_a or 0) >= 10, timeout=10)
     assert strategy_of(hass, "sensor.cp1_limit_reason") == "pv_excluded"
     assert strategy_of(hass, "sensor.cp2_limit_reason") == "badge_minimum"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_charger_that_switches_phases_charges_a_small_surplus_on_one_phase(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
+) -> None:
+    entry = await start_site(hass, ws_port, cp1={"phase_switching": True})
+    coordinator = energy(entry)
+    config = coordinator.strategy.config
+    # No minimum time between switches, nor between a stop and a start (tests/ems covers them).
+    coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, phase_switch_interval_s=0, guard_s=0)))
+    cp1 = await charging(chargers, "CP1")
+    cp2 = await charging(chargers, "CP2")
+    await select(hass, "select.cp1_charging_mode", "pv")
+    await select(hass, "select.cp2_charging_mode", "pv")
+    # 2.5 kW exported: 6 A fits on one phase (1.4 kW), not on three (4.1 kW).
+    meter(hass, -2500)
+    await cycle(hass, entry)
+    await cycle(hass, entry)  # the switch to one phase first, then the start on it
+    await wait_for(lambda: cp1.connectors[1].number_phases == 1 and (cp1.connectors[1].limit_a or 0) >= 6, timeout=10)
+    period = [p for a, p in cp1.received if a == "SetChargingProfile"][-1]["csChargingProfiles"]
+    assert period["charging_schedule"]["charging_schedule_period"][0]["number_phases"] == 1
+    assert cp1.connectors[1].active_phases == 1
+    # CP2 cannot switch: it waits (no numberPhases in its profiles, ever).
+    await wait_for(lambda: cp2.connectors[1].limit_a == 0, timeout=10)
+    assert all(
+        "number_phases" not in p["csChargingProfiles"]["charging_schedule"]["charging_schedule_period"][0]
+        for a, p in cp2.received
+        if a == "SetChargingProfile"
+    )
+    assert entry.runtime_data.coordinators["CP1"].charger.connector(1).limit_phases == 1
+    # The sun comes out: 12 kW exported for CP1 alone -> it goes back to three phases.
+    await select(hass, "select.cp2_charging_mode", "off")
+    meter(hass, -12000)
+    await cycle(hass, entry)
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].number_phases == 3, timeout=10)
+    assert (cp1.connectors[1].limit_a or 0) >= 6
     await hass.config_entries.async_unload(entry.entry_id)

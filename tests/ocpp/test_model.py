@@ -141,11 +141,17 @@ def test_snapshot_restore() -> None:
     charger.connector(0)
     charger.connector(1).readings.energy_wh = 12345.0
     charger.connector(1).current_limit_a = 16.0
+    charger.connector(1).limit_phases = 1
     charger.session_started(session("42"))
     charger.ended_transactions.append("41")
     data = charger.snapshot()
     assert data["connectors"]["1"]["session"]["transaction_id"] == "42"
-    assert data["connectors"]["0"] == {"energy_wh": None, "current_limit_a": None, "session": None}
+    assert data["connectors"]["0"] == {
+        "energy_wh": None,
+        "current_limit_a": None,
+        "limit_phases": None,
+        "session": None,
+    }
 
     restored = Charger("CP1")
     restored.restore(data)
@@ -155,6 +161,7 @@ def test_snapshot_restore() -> None:
     assert restored.ended_transactions == ["41"]
     assert restored.connector(1).readings.energy_wh == 12345.0
     assert restored.connector(1).current_limit_a == 16.0
+    assert restored.connector(1).limit_phases == 1
     assert restored.connector(1).session == charger.connector(1).session
     assert restored.connector(0).session is None
 

@@ -694,6 +694,18 @@ async def test_set_current_limit_accepted(world: World, link: Link) -> None:
     assert world.changes == ["CP1"]
 
 
+async def test_a_limit_on_one_phase_carries_number_phases_and_counts_one_phase_in_watts(link: Link) -> None:
+    link.charger.configuration["ChargingScheduleAllowedChargingRateUnit"] = "Power"
+    status, calls = await link.run(link.adapter.set_current_limit(1, 16, 1), {"status": "Accepted"})
+    assert status == "Accepted"
+    assert calls[0][3]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 3680.0, "numberPhases": 1}
+    ]
+    assert link.charger.connector(1).limit_phases == 1
+    await link.run(link.adapter.set_current_limit(1, None), {"status": "Accepted"}, {"status": "Accepted"})
+    assert link.charger.connector(1).limit_phases is None
+
+
 async def test_set_current_limit_rejected(world: World, link: Link) -> None:
     status, _ = await link.run(link.adapter.set_current_limit(1, 16), {"status": "Rejected"})
     assert status == "Rejected"

@@ -106,15 +106,23 @@ class AdapterBase:
             maximum = PROFILE_STACK_LEVEL
         return max(0, min(PROFILE_STACK_LEVEL, maximum))
 
-    def limit_in_rate_unit(self, connector: Connector, amps: float) -> tuple[str, float]:
-        """The limit as the charger takes it: amps, or watts over the charger's phases."""
+    def limit_in_rate_unit(self, connector: Connector, amps: float, phases: int | None = None) -> tuple[str, float]:
+        """The limit as the charger takes it: amps, or watts over the phases used (the charger's by default)."""
         unit = self.rate_unit()
         if unit == "W":
             voltage = connector.readings.voltage_v or DEFAULT_VOLTAGE
-            return unit, round(amps * voltage * self.charger.phases, 1)
+            return unit, round(amps * voltage * (phases or self.charger.phases), 1)
         return unit, round(amps, 1)
 
-    def charging_profile(self, connector_id: int, amps: float) -> dict[str, Any]:
+    def schedule_period(self, connector: Connector, amps: float, phases: int | None) -> tuple[str, dict[str, Any]]:
+        """The rate unit and the one period of our profile; ``numberPhases`` only when we switch phases."""
+        unit, limit = self.limit_in_rate_unit(connector, amps, phases)
+        period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
+        if phases is not None:
+            period["numberPhases"] = phases
+        return unit, period
+
+    def charging_profile(self, connector_id: int, amps: float, phases: int | None = None) -> dict[str, Any]:
         """A TxProfile for the running session, else a TxDefaultProfile (never a station maximum)."""
         raise NotImplementedError
 
@@ -124,8 +132,11 @@ class AdapterBase:
     async def _clear_profile(self, profile_id: int) -> str:
         raise NotImplementedError
 
-    async def set_current_limit(self, connector_id: int, amps: float | None) -> str:
-        """Limit a connector (None: remove our limit). The model keeps the limit in force."""
+    async def set_current_limit(self, connector_id: int, amps: float | None, phases: int | None = None) -> str:
+        """Limit a connector (None: remove our limit), on ``phases`` when the charger switches phases.
+
+        The model keeps the limit and the phases in force.
+        """
         connector = self.charger.connector(connector_id)
         if amps is None:
             statuses = [
@@ -133,12 +144,14 @@ class AdapterBase:
                 for profile_id in (TX_PROFILE_ID + connector_id, TX_DEFAULT_PROFILE_ID + connector_id)
             ]
             connector.current_limit_a = None
+            connector.limit_phases = None
             self.charger.notify()
             self.backend.changed(self.charger)
             return "Accepted" if "Accepted" in statuses else statuses[-1]
-        status = await self._send_profile(connector_id, self.charging_profile(connector_id, amps))
+        status = await self._send_profile(connector_id, self.charging_profile(connector_id, amps, phases))
         if status == "Accepted":
             connector.current_limit_a = amps
+            connector.limit_phases = phases
             self.charger.notify()
             self.backend.changed(self.charger)
         return status
@@ -148,7 +161,9 @@ class AdapterBase:
         for connector in self.charger.outlets:
             if connector.current_limit_a is not None:
                 try:
-                    await self.set_current_limit(connector.connector_id, connector.current_limit_a)
+                    await self.set_current_limit(
+                        connector.connector_id, connector.current_limit_a, connector.limit_phases
+                    )
                 except Exception as err:  # noqa: BLE001 - a follow-up never breaks the connection
                     _LOGGER.debug("%s: re-sending limit failed: %s", self.charger.charger_id, err)
 
@@ -194,6 +209,7 @@ class AdapterBase:
         for connector in self.charger.outlets:
             if connector.current_limit_a is not None and cleared(connector):
                 connector.current_limit_a = None
+                connector.limit_phases = None
                 changed = True
         if changed:
             self.charger.notify()

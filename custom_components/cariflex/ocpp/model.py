@@ -116,6 +116,7 @@ class Connector:
     readings: Readings = field(default_factory=Readings)
     session: Session | None = None
     current_limit_a: float | None = None  # the limit we set through a charging profile
+    limit_phases: int | None = None  # the phases that profile asks for (None: the charger's own)
     status_at: datetime | None = None
 
 
@@ -156,8 +157,8 @@ class ChargerLink(Protocol):
     async def set_availability(self, connector_id: int, availability: Availability) -> str:
         """Change the availability of a connector (0: whole charger)."""
 
-    async def set_current_limit(self, connector_id: int, amps: float | None) -> str:
-        """Limit a connector's current with a Tx/TxDefault profile (None: remove)."""
+    async def set_current_limit(self, connector_id: int, amps: float | None, phases: int | None = None) -> str:
+        """Limit a connector's current with a Tx/TxDefault profile (None: remove), on ``phases`` if given."""
 
 
 ENDED_KEPT = 100
@@ -270,6 +271,7 @@ class Charger:
                 str(cid): {
                     "energy_wh": c.readings.energy_wh,
                     "current_limit_a": c.current_limit_a,
+                    "limit_phases": c.limit_phases,
                     "session": c.session.as_dict() if c.session else None,
                 }
                 for cid, c in self.connectors.items()
@@ -286,5 +288,6 @@ class Charger:
             connector = self.connector(int(key))
             connector.readings.energy_wh = value.get("energy_wh")
             connector.current_limit_a = value.get("current_limit_a")
+            connector.limit_phases = value.get("limit_phases")
             if value.get("session"):
                 connector.session = Session.from_dict(value["session"])

@@ -341,17 +341,14 @@ class V16Adapter(AdapterBase):
         allowed = (self.charger.configuration.get("ChargingScheduleAllowedChargingRateUnit") or "Current").lower()
         return "A" if "current" in allowed else "W"
 
-    def charging_profile(self, connector_id: int, amps: float) -> dict[str, Any]:
+    def charging_profile(self, connector_id: int, amps: float, phases: int | None = None) -> dict[str, Any]:
         """A TxProfile for the running session, else a TxDefaultProfile (never ChargePointMaxProfile)."""
         connector = self.charger.connector(connector_id)
-        unit, limit = self.limit_in_rate_unit(connector, amps)
+        unit, period = self.schedule_period(connector, amps, phases)
         profile: dict[str, Any] = {
             "stackLevel": self.stack_level(),
             "chargingProfileKind": "Absolute" if connector.session else "Relative",
-            "chargingSchedule": {
-                "chargingRateUnit": unit,
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
-            },
+            "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]},
         }
         if connector.session is not None:
             profile["chargingProfileId"] = TX_PROFILE_ID + connector_id

@@ -454,16 +454,14 @@ class V201Adapter(AdapterBase):
         units = self.charger.configuration.get("SmartChargingCtrlr/RateUnit") or "A"
         return "A" if "A" in [unit.strip() for unit in units.split(",")] else "W"
 
-    def charging_profile(self, evse_id: int, amps: float) -> dict[str, Any]:
+    def charging_profile(self, evse_id: int, amps: float, phases: int | None = None) -> dict[str, Any]:
         """TxProfile on a running transaction, else TxDefaultProfile; never ChargingStationMaxProfile."""
         connector = self.charger.connector(evse_id)
-        unit, limit = self.limit_in_rate_unit(connector, amps)
+        unit, period = self.schedule_period(connector, amps, phases)
         profile: dict[str, Any] = {
             "stackLevel": self.stack_level(),
             "chargingProfileKind": "Relative",
-            "chargingSchedule": [
-                {"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
-            ],
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}],
         }
         if connector.session is not None:
             profile.update(
