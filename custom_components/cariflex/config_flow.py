@@ -21,6 +21,8 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.util import dt as dt_util
 
 from .access import AuthMode
 from .compat import vol
@@ -68,6 +70,8 @@ from .const import (
     CONF_PHASE_SWITCHING,
     CONF_PHASES,
     CONF_PORT,
+    CONF_PRICE_OFFPEAK,
+    CONF_PRICE_PEAK,
     CONF_PRIORITY,
     CONF_PROFILE,
     CONF_PV_DISABLE_DELAY,
@@ -76,11 +80,15 @@ from .const import (
     CONF_PV_POWER_ENTITY,
     CONF_PV_RESERVE,
     CONF_ROLE,
+    CONF_RTE_CLIENT_ID,
+    CONF_RTE_CLIENT_SECRET,
+    CONF_RTE_URL,
     CONF_RTU_FRAMING,
     CONF_SERIAL_PORT,
     CONF_SITE_NAME,
     CONF_STOPBITS,
     CONF_SUBSCRIBED_POWER,
+    CONF_TARIFF_WEEKEND,
     CONF_TEMPO_ENTITY,
     CONF_UNIT_ID,
     CONF_UNKNOWN_CHARGERS,
@@ -114,13 +122,23 @@ from .const import (
     SUBENTRY_BOARD,
     SUBENTRY_CHARGER,
     SUBENTRY_METER,
+    TARIFF_WEEKEND_SAME,
 )
 from .ems.allocator import Strategy
+from .ems.tariff import TariffPolicy
 from .meters import async_load_profile, make_device
 from .modbus import ModbusConnectionError, ModbusError, available_profiles
 from .ocpp.server import build_ssl_context
 from .ocpp.site import UnknownChargerPolicy, hash_password
-from .signals import ScheduleError, parse_schedule
+from .signals import (
+    RTE_BASE_URL,
+    RteApi,
+    ScheduleError,
+    SignalAuthError,
+    SignalConfigError,
+    SignalError,
+    parse_schedule,
+)
 
 CONNECTION_KEYS = (CONF_WS_PORT, CONF_WSS_PORT, CONF_CERTFILE, CONF_KEYFILE)
 PORT = vol.All(vol.Coerce(int), vol.Range(min=0, max=65535))
@@ -499,7 +517,7 @@ class CariflexOptionsFlow(OptionsFlow):
         )
 
     async def async_step_tariffs(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Off-peak hours (a schedule or an entity), Tempo day colour, EcoWatt level."""
+        """Off-peak hours, Tempo and EcoWatt (entities or RTE's portal), the weekend policy, prices."""
         schema = vol.Schema(_tariff_options_schema(dict(self.config_entry.options)))
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -509,11 +527,38 @@ class CariflexOptionsFlow(OptionsFlow):
                     parse_schedule(text, self.hass.config.time_zone)
             except ScheduleError:
                 errors[CONF_OFFPEAK_SCHEDULE] = "invalid_schedule"
-            else:
+            if error := await self._check_rte(user_input):
+                errors["base"] = error
+            if not errors:
                 return self._save({**user_input, CONF_OFFPEAK_SCHEDULE: text}, schema)
         return self.async_show_form(
             step_id="tariffs", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
         )
+
+    async def _check_rte(self, user_input: Mapping[str, Any]) -> str | None:
+        """An error key when the RTE credentials given do not get a token (None: fine, or none given)."""
+        client_id = str(user_input.get(CONF_RTE_CLIENT_ID) or "").strip()
+        secret = str(user_input.get(CONF_RTE_CLIENT_SECRET) or "").strip()
+        if not client_id and not secret:
+            return None
+        if not client_id or not secret:
+            return "rte_credentials_incomplete"
+        try:
+            api = RteApi(
+                async_get_clientsession(self.hass),
+                client_id,
+                secret,
+                source="RTE",
+                base_url=str(user_input.get(CONF_RTE_URL) or RTE_BASE_URL),
+            )
+            await api.token.get(dt_util.utcnow())
+        except SignalAuthError:
+            return "rte_auth_failed"
+        except SignalConfigError:
+            return "rte_invalid_url"
+        except SignalError:
+            return "rte_unreachable"
+        return None
 
 
 def _cloud_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
@@ -593,12 +638,33 @@ def _tariff_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]
         ): selector.EntitySelector(
             selector.EntitySelectorConfig(domain=["binary_sensor", "input_boolean", "schedule"])
         ),
+        vol.Required(
+            CONF_TARIFF_WEEKEND, default=defaults.get(CONF_TARIFF_WEEKEND, TARIFF_WEEKEND_SAME)
+        ): selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=[TARIFF_WEEKEND_SAME, *(policy.value for policy in TariffPolicy)],
+                translation_key=CONF_TARIFF_WEEKEND,
+            )
+        ),
         vol.Optional(CONF_TEMPO_ENTITY, description=_suggested(defaults, CONF_TEMPO_ENTITY)): selector.EntitySelector(
             selector.EntitySelectorConfig(domain=["sensor", "input_select", "select"])
         ),
         vol.Optional(
             CONF_ECOWATT_ENTITY, description=_suggested(defaults, CONF_ECOWATT_ENTITY)
         ): selector.EntitySelector(selector.EntitySelectorConfig(domain=["sensor", "input_select", "input_number"])),
+        vol.Optional(CONF_RTE_CLIENT_ID, description=_suggested(defaults, CONF_RTE_CLIENT_ID)): str,
+        vol.Optional(
+            CONF_RTE_CLIENT_SECRET, description=_suggested(defaults, CONF_RTE_CLIENT_SECRET)
+        ): selector.TextSelector(selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)),
+        vol.Optional(CONF_RTE_URL, description=_suggested(defaults, CONF_RTE_URL)): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+        ),
+        vol.Optional(CONF_PRICE_PEAK, description=_suggested(defaults, CONF_PRICE_PEAK)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=10)
+        ),
+        vol.Optional(CONF_PRICE_OFFPEAK, description=_suggested(defaults, CONF_PRICE_OFFPEAK)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=10)
+        ),
     }
 
 

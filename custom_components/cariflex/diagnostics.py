@@ -8,7 +8,15 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CERTFILE, CONF_KEYFILE, CONF_PASSWORD_HASH, CONF_ZNI_API_KEY
+from .const import (
+    CONF_CERTFILE,
+    CONF_CLOUD_TOKEN,
+    CONF_KEYFILE,
+    CONF_PASSWORD_HASH,
+    CONF_RTE_CLIENT_ID,
+    CONF_RTE_CLIENT_SECRET,
+    CONF_ZNI_API_KEY,
+)
 from .ocpp.model import Charger
 from .runtime import CariflexConfigEntry
 
@@ -17,6 +25,9 @@ TO_REDACT = {
     CONF_CERTFILE,
     CONF_KEYFILE,
     CONF_ZNI_API_KEY,
+    CONF_CLOUD_TOKEN,
+    CONF_RTE_CLIENT_ID,
+    CONF_RTE_CLIENT_SECRET,
     "id_tag",
     "parent_id_tag",
     "serial",
@@ -50,10 +61,25 @@ def _charger(charger: Charger) -> dict[str, Any]:
                     "soc": c.readings.soc,
                 },
                 "current_limit_a": c.current_limit_a,
+                "limit_phases": c.limit_phases,
                 "session": c.session.as_dict() if c.session else None,
             }
             for cid, c in sorted(charger.connectors.items())
         },
+    }
+
+
+def _signals(entry: CariflexConfigEntry) -> dict[str, Any]:
+    """Where the grid and tariff signals come from, and their last errors."""
+    energy = entry.runtime_data.energy
+    if energy is None:
+        return {}
+    tariffs = energy.tariffs
+    return {
+        "zni": {"source": energy.zni.source, "last_error": energy.zni.last_error},
+        "tempo": "entity" if tariffs.tempo_entity else ("rte" if tariffs.tempo_client else "none"),
+        "ecowatt": "entity" if tariffs.ecowatt_entity else ("rte" if tariffs.ecowatt_client else "none"),
+        "rte_errors": dict(tariffs.errors),
     }
 
 
@@ -74,6 +100,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: Carifle
             "charge_modes": dict(runtime.charge_modes),
             "tariff_policies": dict(runtime.tariff_policies),
             "zni_evidence": list(runtime.zni_evidence),
+            "signals": _signals(entry),
         },
         TO_REDACT,
     )

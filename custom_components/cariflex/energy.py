@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
@@ -53,6 +53,7 @@ from .const import (
     CONF_PV_POWER_ENTITY,
     CONF_PV_RESERVE,
     CONF_SUBSCRIBED_POWER,
+    CONF_TARIFF_WEEKEND,
     CONF_VOLTAGE,
     CONF_ZNI_FRACTION,
     CONF_ZNI_MAX_SESSIONS,
@@ -69,6 +70,7 @@ from .const import (
     ROLE_BATTERY,
     ROLE_GENSET,
     ROLE_PV,
+    TARIFF_WEEKEND_SAME,
     ZNI_EVIDENCE_LIMIT,
 )
 from .ems.allocator import Session as EmsSession, Strategy
@@ -82,7 +84,7 @@ from .ems.strategy import (
     StrategyEngine,
     StrategyResult,
 )
-from .ems.tariff import TariffOption, TariffPolicy
+from .ems.tariff import TariffOption, TariffPolicy, TariffState
 from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, SiteTree, per_phase
 from .ems.zni import ZniConfig, ZniSource
 from .modbus import Quantity
@@ -161,6 +163,7 @@ class EnergyState:
     meter_w: float | None = None
     inputs: SiteInputs = SiteInputs()
     strategy: StrategyResult | None = None
+    tariff: TariffState = field(default_factory=TariffState)
 
     def target(self, session_id: str) -> str | None:
         """The strategy's reason for a session this cycle (ZNI cap, PV waiting...), if it ran."""
@@ -241,7 +244,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         )
         settings = {**entry.data, **entry.options}
         self.zni = ZniSignal(hass, settings)
-        self.tariffs = TariffSignals(hass, settings)
+        self.tariffs = TariffSignals(hass, settings, entry.entry_id)
+        weekend = str(settings.get(CONF_TARIFF_WEEKEND) or TARIFF_WEEKEND_SAME)
+        self.weekend_policy = None if weekend == TARIFF_WEEKEND_SAME else TariffPolicy(weekend)
+        """The site's tariff policy on Saturdays and Sundays (None: each charger keeps its own)."""
         self.strategy = StrategyEngine(self._strategy_config())
         self.planning = ChargePlanner(hass, self)
         self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
@@ -387,7 +393,12 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         connectors = self._active_connectors()
         if self.mode is EmsMode.OFF:
             self._set_meter_issue(None)
-            return EnergyState(self.mode, EmsStatus.OFF, strategy=self._zni_while_off(now_dt, connectors))
+            return EnergyState(
+                self.mode,
+                EmsStatus.OFF,
+                strategy=self._zni_while_off(now_dt, connectors),
+                tariff=self.tariffs.state(now_dt),
+            )
         meter_w, measured_at = self._grid_meter()
         inputs = self.site_inputs()
         tree = self._tree(connectors, meter_w, measured_at, inputs)
@@ -429,7 +440,13 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 changed, result.setpoint(changed), connectors, 0.0 if changed in decreases else delay, phases=phases
             )
         return EnergyState(
-            self.mode, self._status(result, bool(sessions), meter_lost), result, meter_w, inputs, strategy
+            self.mode,
+            self._status(result, bool(sessions), meter_lost),
+            result,
+            meter_w,
+            inputs,
+            strategy,
+            self.tariffs.state(now_dt),
         )
 
     # -------------------------------------------------------- strategies
@@ -455,7 +472,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             badge = self.runtime.badges.get(connector.session.id_tag)
         return SessionSettings(
             mode=self.charge_mode(key),
-            tariff=TariffOption(self.tariff_policy(key)),
+            tariff=TariffOption(self.tariff_policy(key), self.weekend_policy),
             nominal_power_w=coordinator.max_current * phases * self.voltage,
             planner_target_w=self.planning.target_w(key, phases, now),
             phase_switching=bool(coordinator.settings.get(CONF_PHASE_SWITCHING)) and phases == 3,

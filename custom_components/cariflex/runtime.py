@@ -158,10 +158,11 @@ class CariflexRuntime:
 
         def signal_changed() -> None:
             self.entry.async_create_background_task(
-                self.hass, energy.async_request_refresh(), "cariflex ZNI signal change"
+                self.hass, energy.async_request_refresh(), "cariflex grid or tariff signal change"
             )
 
         energy.zni.start(self.entry.async_on_unload, signal_changed)
+        energy.tariffs.start(self.entry.async_on_unload, signal_changed)
         if grid_entity := self.setting(CONF_GRID_POWER_ENTITY):
 
             @callback

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 import math
@@ -204,6 +204,7 @@ class SiteSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[EnergyState], StateType]
     node_attribute: str | None = None  # the node power it shows (so boards can show theirs)
+    attributes_fn: Callable[[EnergyCoordinator], Mapping[str, Any]] | None = None
 
 
 def node_power(state: EnergyState, node_id: str, attribute: str) -> float | None:
@@ -262,6 +263,22 @@ ZNI_CAP = SiteSensorDescription(
     translation_key="zni_cap",
     **_SITE_POWER,
     value_fn=lambda state: zni_cap_w(state.strategy),
+)
+TEMPO_COLOUR = SiteSensorDescription(
+    key="tempo_colour",
+    translation_key="tempo_colour",
+    device_class=SensorDeviceClass.ENUM,
+    options=["blue", "white", "red"],
+    value_fn=lambda state: state.tariff.tempo,
+    attributes_fn=lambda energy: {"tomorrow": energy.tariffs.tempo_tomorrow(dt_util.utcnow())},
+)
+ECOWATT_COLOURS = {1: "green", 2: "orange", 3: "red"}
+ECOWATT_LEVEL = SiteSensorDescription(
+    key="ecowatt_level",
+    translation_key="ecowatt_level",
+    device_class=SensorDeviceClass.ENUM,
+    options=list(ECOWATT_COLOURS.values()),
+    value_fn=lambda state: None if state.tariff.ecowatt is None else ECOWATT_COLOURS[state.tariff.ecowatt],
 )
 LIMIT_REASONS: list[str] = sorted({*(str(reason) for reason in Reason), "board_limit", "unmanaged", *STRATEGY_REASONS})
 LIMIT_REASON = SensorEntityDescription(
@@ -400,6 +417,10 @@ async def async_setup_entry(
         site_sensors.append(PV_SURPLUS)
     if energy.zni.enabled:
         site_sensors.append(ZNI_CAP)
+    if energy.tariffs.tempo_client is not None:  # a Tempo entity of the user's already shows it
+        site_sensors.append(TEMPO_COLOUR)
+    if energy.tariffs.ecowatt_client is not None:
+        site_sensors.append(ECOWATT_LEVEL)
     async_add_entities([SiteSensor(energy, description) for description in site_sensors])
     if (cloud := entry.runtime_data.cloud) is not None:
         async_add_entities([CloudQueueSensor(cloud, CLOUD_QUEUE)])
@@ -483,6 +504,12 @@ class SiteSensor(SiteEntity, SensorEntity):
     def native_value(self) -> StateType:
         """The value of the last cycle."""
         return self.entity_description.value_fn(self.coordinator.data)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """More of the value (tomorrow's Tempo colour...), when the description has any."""
+        attributes = self.entity_description.attributes_fn
+        return None if attributes is None else attributes(self.coordinator)
 
 
 class AllocatedCurrentSensor(ConnectorEnergyEntity, SensorEntity):

@@ -3,7 +3,7 @@
 * the ZNI grid signal (EDF-SEI): an entity the user picks, or the territory's EDF open-data
   portal read every 10 minutes by :class:`~.signals.ZniSignalClient`;
 * the tariff state: off-peak hours from a weekly schedule or an entity, the Tempo colour and
-  the EcoWatt level from entities (decoded by :mod:`.signals`).
+  the EcoWatt level from entities (decoded by :mod:`.signals`) or from RTE's data portal.
 
 The decoding and the network protocol live in the pure :mod:`.signals` package; this module
 only reads Home Assistant states and runs the fetch on Home Assistant's clock.
@@ -11,20 +11,25 @@ only reads Home Assistant states and runs the fetch on Home Assistant's clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 import logging
 from typing import Any
 
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_track_state_change_event, async_track_time_interval
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_ECOWATT_ENTITY,
     CONF_OFFPEAK_ENTITY,
     CONF_OFFPEAK_SCHEDULE,
+    CONF_RTE_CLIENT_ID,
+    CONF_RTE_CLIENT_SECRET,
+    CONF_RTE_URL,
     CONF_TEMPO_ENTITY,
     CONF_ZNI_API_KEY,
     CONF_ZNI_DATASET,
@@ -33,13 +38,21 @@ from .const import (
     CONF_ZNI_TIME_FIELD,
     CONF_ZNI_URL,
     CONF_ZNI_VALUE_FIELD,
+    DOMAIN,
+    ECOWATT_FETCH_S,
+    TEMPO_FETCH_S,
     ZNI_FETCH_S,
 )
 from .ems.tariff import EcoWattLevel, TariffState, TempoColour
 from .signals import (
+    RTE_BASE_URL,
+    EcoWattClient,
     OffPeakSchedule,
     ScheduleError,
+    SignalAuthError,
     SignalError,
+    TempoClient,
+    TempoColor,
     ZniSignalClient,
     ecowatt_level_from_state,
     parse_schedule,
@@ -148,9 +161,15 @@ class ZniSignal:
 
 
 class TariffSignals:
-    """The tariff state of this moment: off-peak hours, Tempo colour, EcoWatt level."""
+    """The tariff state of this moment: off-peak hours, Tempo colour, EcoWatt level.
 
-    def __init__(self, hass: HomeAssistant, settings: Mapping[str, Any]) -> None:
+    Tempo and EcoWatt come from the entity the user picked or, with RTE credentials and no
+    entity, from RTE's data portal (:class:`~.signals.TempoClient` every hour,
+    :class:`~.signals.EcoWattClient` every 30 minutes). Refused credentials raise a repair
+    issue; other errors are logged once and the last answer stays in use.
+    """
+
+    def __init__(self, hass: HomeAssistant, settings: Mapping[str, Any], entry_id: str = "") -> None:
         self.hass = hass
         self.offpeak_entity: str | None = settings.get(CONF_OFFPEAK_ENTITY) or None
         self.tempo_entity: str | None = settings.get(CONF_TEMPO_ENTITY) or None
@@ -161,6 +180,96 @@ class TariffSignals:
                 self.schedule = parse_schedule(str(text), hass.config.time_zone)
             except ScheduleError as err:  # the options flow checks it; an old value may not parse
                 _LOGGER.error("Off-peak schedule ignored: %s", err)
+        self.tempo_client: TempoClient | None = None
+        self.ecowatt_client: EcoWattClient | None = None
+        self.errors: dict[str, str] = {}
+        """The last error of each built-in client (``tempo``, ``ecowatt``), for diagnostics."""
+        self._settings = settings
+        self._issue_id = f"rte_auth_failed_{entry_id}"
+        self._issue_open = False
+        self._on_change: Callable[[], None] | None = None
+
+    @property
+    def rte_configured(self) -> bool:
+        """Whether RTE credentials are set (the built-in clients replace missing entities)."""
+        return bool(self._settings.get(CONF_RTE_CLIENT_ID) and self._settings.get(CONF_RTE_CLIENT_SECRET))
+
+    def start(self, on_unload: Callable[[Callable[[], None]], None], on_change: Callable[[], None]) -> None:
+        """Start the built-in RTE clients (for the signals without an entity); ``on_change`` after each answer."""
+        if not self.rte_configured or (self.tempo_entity and self.ecowatt_entity):
+            return
+        self._on_change = on_change
+        session = async_get_clientsession(self.hass)
+        client_id = str(self._settings[CONF_RTE_CLIENT_ID])
+        secret = str(self._settings[CONF_RTE_CLIENT_SECRET])
+        base_url = str(self._settings.get(CONF_RTE_URL) or RTE_BASE_URL)
+        try:
+            if not self.tempo_entity:
+                self.tempo_client = TempoClient(session, client_id, secret, base_url=base_url)
+            if not self.ecowatt_entity:
+                self.ecowatt_client = EcoWattClient(session, client_id, secret, base_url=base_url)
+        except SignalError as err:  # the options flow checks them; an old value may not pass
+            self.tempo_client = self.ecowatt_client = None
+            _LOGGER.error("RTE data portal misconfigured: %s", err)
+            return
+        if self.tempo_client is not None:
+            on_unload(async_track_time_interval(self.hass, self.async_fetch_tempo, timedelta(seconds=TEMPO_FETCH_S)))
+            self.hass.async_create_background_task(self.async_fetch_tempo(), "cariflex Tempo first fetch")
+        if self.ecowatt_client is not None:
+            on_unload(
+                async_track_time_interval(self.hass, self.async_fetch_ecowatt, timedelta(seconds=ECOWATT_FETCH_S))
+            )
+            self.hass.async_create_background_task(self.async_fetch_ecowatt(), "cariflex EcoWatt first fetch")
+
+    async def async_fetch_tempo(self, _now: datetime | None = None) -> None:
+        """Read the Tempo calendar (yesterday, today, tomorrow) once."""
+        if self.tempo_client is not None:
+            await self._fetch("tempo", self.tempo_client.fetch)
+
+    async def async_fetch_ecowatt(self, _now: datetime | None = None) -> None:
+        """Read the EcoWatt signals once (never more often than RTE allows)."""
+        if self.ecowatt_client is not None:
+            await self._fetch("ecowatt", self.ecowatt_client.fetch)
+
+    async def _fetch(self, name: str, fetch: Callable[[datetime], Awaitable[object]]) -> None:
+        try:
+            await fetch(dt_util.utcnow())
+        except SignalAuthError as err:
+            self._failed(name, err)
+            self._auth_issue(True)
+        except SignalError as err:
+            self._failed(name, err)
+        else:
+            self.errors.pop(name, None)
+            if not self.errors:
+                self._auth_issue(False)
+            if self._on_change is not None:
+                self._on_change()
+
+    def _failed(self, name: str, err: SignalError) -> None:
+        if self.errors.get(name) != str(err):
+            _LOGGER.warning("RTE %s: %s (the last known value stays in use)", name, err)
+        self.errors[name] = str(err)
+
+    def _auth_issue(self, failed: bool) -> None:
+        if failed and not self._issue_open:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self._issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="rte_auth_failed",
+            )
+        elif not failed and self._issue_open:
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
+        self._issue_open = failed
+
+    def tempo_tomorrow(self, now: datetime) -> TempoColour | None:
+        """Tomorrow's colour from the built-in client (None before RTE publishes it, or without the client)."""
+        calendar = None if self.tempo_client is None else self.tempo_client.calendar
+        color = None if calendar is None else calendar.tomorrow(now)
+        return None if color is None else color.value  # type: ignore[return-value]
 
     def state(self, now: datetime) -> TariffState:
         """The decoded signals (None where a signal is not configured or has no value)."""
@@ -170,12 +279,22 @@ class TariffSignals:
             offpeak = None if value is None else value == 1
         elif self.schedule is not None:
             offpeak = self.schedule.is_offpeak(now)
-        tempo: TempoColour | None = None
-        if self.tempo_entity and (state := self.hass.states.get(self.tempo_entity)) is not None:
-            color = tempo_color_from_state(state.state)
-            tempo = None if color is None else color.value  # type: ignore[assignment]
-        ecowatt: EcoWattLevel | None = None
-        if self.ecowatt_entity and (state := self.hass.states.get(self.ecowatt_entity)) is not None:
-            level = ecowatt_level_from_state(state.state)
-            ecowatt = None if level is None else max(1, min(3, int(level)))  # type: ignore[assignment]
-        return TariffState(is_offpeak=offpeak, tempo=tempo, ecowatt=ecowatt)
+        return TariffState(is_offpeak=offpeak, tempo=self._tempo(now), ecowatt=self._ecowatt(now))
+
+    def _tempo(self, now: datetime) -> TempoColour | None:
+        color: TempoColor | None = None
+        if self.tempo_entity:
+            if (state := self.hass.states.get(self.tempo_entity)) is not None:
+                color = tempo_color_from_state(state.state)
+        elif self.tempo_client is not None and self.tempo_client.calendar is not None:
+            color = self.tempo_client.calendar.color_at(now)
+        return None if color is None else color.value  # type: ignore[return-value]
+
+    def _ecowatt(self, now: datetime) -> EcoWattLevel | None:
+        level: int | None = None
+        if self.ecowatt_entity:
+            if (state := self.hass.states.get(self.ecowatt_entity)) is not None:
+                level = ecowatt_level_from_state(state.state)
+        elif self.ecowatt_client is not None and self.ecowatt_client.forecast is not None:
+            level = self.ecowatt_client.forecast.level_at(now)
+        return None if level is None else max(1, min(3, int(level)))  # type: ignore[return-value]
