@@ -25,6 +25,10 @@ exactly (``Decimal``), rounds each category total (fixed, energy, time, parking,
 ``money_quantum`` (default 0.0001; pass 0.01 to bill in cents), makes ``total_cost`` the sum of those rounded
 totals, then applies ``min_price``/``max_price`` to ``total_cost`` only, excl. and incl. VAT each on its own
 (a limit without ``incl_vat`` leaves the amount incl. VAT alone). The category totals are not capped.
+
+CDR volumes carry 4 decimals (0.36 s of TIME, 0.1 Wh of ENERGY), so they cannot repeat the exact amounts:
+they are chosen (``_publish``) so that pricing the CDR's periods, as ``price_cdr`` or a peer does, picks the
+same elements and bills the same number of steps; the costs then agree to a few 0.0001 (the volumes' rounding).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+from itertools import pairwise
 
 from .cdr import PRICE_ZERO, VOLUME_QUANTUM, CdrCosts, CdrDimension, CdrDimensionType, ChargingPeriod, Price
 from .errors import TariffNotApplicableError
@@ -109,8 +114,8 @@ def _price(tariff: Tariff, timeline: Timeline, time_zone: tzinfo, quantum: Decim
     priced = _resolve(tariff, timeline, time_zone)
     if timeline.fine_grained:
         priced = _merge(priced)
-    _bill(priced)
-    return _report(tariff, timeline, priced, quantum)
+    steps = _bill(priced)
+    return _report(tariff, timeline, priced, steps, quantum)
 
 
 def _resolve(tariff: Tariff, timeline: Timeline, time_zone: tzinfo) -> list[_Priced]:
@@ -189,8 +194,11 @@ def _volume(usage: Usage, dimension: TariffDimension) -> Decimal:
     return ZERO  # FLAT: billed once, below
 
 
-def _bill(priced: list[_Priced]) -> None:
-    """Fill the billed volumes: consumption, FLAT once, then step_size (see the module docstring)."""
+def _bill(priced: list[_Priced]) -> dict[_Rounded, int]:
+    """Fill the billed volumes: consumption, FLAT once, then step_size (see the module docstring).
+
+    Returns the step_size applied to each rounded (reservation?, dimension), for the CDR volumes.
+    """
     for item in priced:
         for dimension in item.components:
             volume = _volume(item.usage, dimension)
@@ -202,26 +210,39 @@ def _bill(priced: list[_Priced]) -> None:
         flat = next((item for item in part if TariffDimension.FLAT in item.components), None)
         if flat is not None:
             flat.billed[TariffDimension.FLAT] = _ONE
-    _round_up(session, TariffDimension.ENERGY, _WH_PER_KWH)
+    steps = {
+        (False, TariffDimension.ENERGY): _round_up(session, TariffDimension.ENERGY, _WH_PER_KWH),
+        (True, TariffDimension.TIME): _round_up(reservation, TariffDimension.TIME, _ONE),
+    }
     timed = [item for item in session if {TariffDimension.TIME, TariffDimension.PARKING_TIME} & item.billed.keys()]
     if timed:
         parking = TariffDimension.PARKING_TIME in timed[-1].billed
-        _round_up(session, TariffDimension.PARKING_TIME if parking else TariffDimension.TIME, _ONE)
-    _round_up(reservation, TariffDimension.TIME, _ONE)
+        dimension = TariffDimension.PARKING_TIME if parking else TariffDimension.TIME
+        steps[False, dimension] = _round_up(session, dimension, _ONE)
+    return {rounded: step for rounded, step in steps.items() if step}
 
 
-def _round_up(part: list[_Priced], dimension: TariffDimension, step_unit: Decimal) -> None:
-    """Round the part's total billed ``dimension`` up to the last billing component's step, in its period."""
+def _round_up(part: list[_Priced], dimension: TariffDimension, step_unit: Decimal) -> int:
+    """Round the part's total billed ``dimension`` up to the last billing component's step, in its period.
+
+    Returns that step_size (0: nothing billed, or no rounding).
+    """
     billing = [item for item in part if dimension in item.billed]
     if not billing:
-        return
+        return 0
     last = billing[-1]
-    step = Decimal(last.components[dimension][1].step_size)
-    if step == ZERO:
-        return
+    step = last.components[dimension][1].step_size
+    if step == 0:
+        return 0
     total = sum((item.billed[dimension] for item in billing), ZERO) * step_unit
-    rounded = (total / step).to_integral_value(ROUND_CEILING) * step
+    rounded = _steps(total, Decimal(step)) * step
     last.billed[dimension] += (rounded - total) / step_unit
+    return step
+
+
+def _steps(amount: Decimal, step: Decimal) -> Decimal:
+    """How many steps step_size bills for ``amount`` (both in the same unit)."""
+    return (amount / step).to_integral_value(ROUND_CEILING)
 
 
 def _cost(item: _Priced) -> dict[str, Price]:
@@ -245,11 +266,20 @@ _CATEGORY = {
 }
 
 
-def _report(tariff: Tariff, timeline: Timeline, priced: list[_Priced], quantum: Decimal) -> CdrCosts:
+def _report(
+    tariff: Tariff, timeline: Timeline, priced: list[_Priced], steps: dict[_Rounded, int], quantum: Decimal
+) -> CdrCosts:
     totals: dict[str, Price] = {}
     periods: list[ChargingPeriod] = []
-    publisher = _Publisher()
-    for item in priced:
+    limits = {
+        limit
+        for element in tariff.elements
+        if element.restrictions.reservation is None
+        for limit in (element.restrictions.min_kwh, element.restrictions.max_kwh)
+        if limit is not None
+    }
+    published = _publish(priced, steps, limits)
+    for item, dimensions in zip(priced, published, strict=True):
         costs = _cost(item)
         for category, cost in costs.items():
             totals[category] = totals.get(category, PRICE_ZERO) + cost
@@ -257,7 +287,7 @@ def _report(tariff: Tariff, timeline: Timeline, priced: list[_Priced], quantum: 
             ChargingPeriod(
                 start_date_time=item.usage.start,
                 end_date_time=item.usage.end,
-                dimensions=publisher.dimensions(item.usage),
+                dimensions=dimensions,
                 tariff_id=tariff.id,
                 cost=sum(costs.values(), PRICE_ZERO),
             )
@@ -296,26 +326,86 @@ def _limit(tariff: Tariff, total: Price) -> Price:
     return Price(excl, incl)
 
 
-class _Publisher:
-    """The CDR volumes of each period, floored to OCPI's 4 decimals.
+_Rounded = tuple[bool, TariffDimension]  # (reservation part?, dimension) that step_size rounded
 
-    Energy and times are floored cumulatively (each period gets the growth of the floored running total), so
-    the published volumes add up to the floored total. Flooring keeps a re-pricing of the CDR on the same
-    side of every restriction limit and step_size boundary as the exact amounts (for limits on the 4-decimal
-    grid and whole-second totals), so a peer that prices our CDR finds the same steps.
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """One additive CDR dimension: the periods that carry it and how to read it from a period."""
+
+    kind: CdrDimensionType
+    rounded: _Rounded  # the part and tariff dimension that bill it
+    unit: Decimal  # kWh or seconds per published unit (kWh, hours)
+    amount: Callable[[Usage], Decimal]  # in kWh or seconds
+    carried: Callable[[Usage], bool]
+
+
+_CHAINS = (
+    _Chain(
+        CdrDimensionType.ENERGY,
+        (False, TariffDimension.ENERGY),
+        _ONE,
+        lambda usage: usage.energy_kwh,
+        lambda usage: not usage.reservation,
+    ),
+    _Chain(
+        CdrDimensionType.TIME,
+        (False, TariffDimension.TIME),
+        SECONDS_PER_HOUR,
+        lambda usage: usage.charging_s,
+        lambda usage: not usage.reservation and usage.charging_s > ZERO,
+    ),
+    _Chain(
+        CdrDimensionType.PARKING_TIME,
+        (False, TariffDimension.PARKING_TIME),
+        SECONDS_PER_HOUR,
+        lambda usage: usage.parking_s,
+        lambda usage: not usage.reservation and usage.parking_s > ZERO,
+    ),
+    _Chain(
+        CdrDimensionType.RESERVATION_TIME,
+        (True, TariffDimension.TIME),
+        SECONDS_PER_HOUR,
+        lambda usage: usage.reservation_s,
+        lambda usage: usage.reservation,
+    ),
+)
+
+
+def _publish(
+    priced: list[_Priced], steps: dict[_Rounded, int], kwh_limits: set[Decimal]
+) -> list[tuple[CdrDimension, ...]]:
+    """The CDR dimensions of each period, volumes at OCPI's 4 decimals, so that a re-pricing finds our prices.
+
+    Additive volumes (energy, times) are the growth of a running total floored to 4 decimals: they add up to the
+    floored total, and the energy so far at each period start is the exact amount floored, on the same side of
+    every kWh restriction limit on the 4-decimal grid. For a dimension that step_size rounds, the published total
+    of the periods it bills must also stay in the same step as the exact total: a free stretch before billed time
+    would otherwise shift it (10 billed minutes after 14 free ones read 0.4 - 0.2333 = 0.1667 h = 600.12 s, one
+    5-minute step more). See ``_keep_the_step``. Levels (power, current) are floored.
     """
-
-    def __init__(self) -> None:
-        self._running: dict[CdrDimensionType, Decimal] = {}
-
-    def dimensions(self, usage: Usage) -> tuple[CdrDimension, ...]:
-        if usage.reservation:
-            return (self._additive(CdrDimensionType.RESERVATION_TIME, usage.reservation_s / SECONDS_PER_HOUR),)
-        dimensions = [self._additive(CdrDimensionType.ENERGY, usage.energy_kwh)]
-        if usage.charging_s > ZERO:
-            dimensions.append(self._additive(CdrDimensionType.TIME, usage.charging_s / SECONDS_PER_HOUR))
-        if usage.parking_s > ZERO:
-            dimensions.append(self._additive(CdrDimensionType.PARKING_TIME, usage.parking_s / SECONDS_PER_HOUR))
+    volumes: dict[tuple[int, CdrDimensionType], Decimal] = {}
+    for chain in _CHAINS:
+        indexes = [index for index, item in enumerate(priced) if chain.carried(item.usage)]
+        exact = [ZERO]
+        for index in indexes:
+            exact.append(exact[-1] + chain.amount(priced[index].usage))
+        marks = [_floor(amount / chain.unit) for amount in exact]
+        step = steps.get(chain.rounded)
+        if step:
+            dimension = chain.rounded[1]
+            billed = [dimension in priced[index].billed for index in indexes]
+            step_amount = Decimal(step) / (_WH_PER_KWH if dimension is TariffDimension.ENERGY else _ONE)
+            limits = kwh_limits if dimension is TariffDimension.ENERGY else set()
+            _keep_the_step(marks, exact, billed, unit=chain.unit, step=step_amount, kwh_limits=limits)
+        for position, index in enumerate(indexes):
+            volumes[index, chain.kind] = marks[position + 1] - marks[position]
+    published: list[tuple[CdrDimension, ...]] = []
+    for index, item in enumerate(priced):
+        usage = item.usage
+        dimensions = [
+            CdrDimension(chain.kind, volumes[index, chain.kind]) for chain in _CHAINS if (index, chain.kind) in volumes
+        ]
         levels = (
             (CdrDimensionType.MIN_POWER, usage.min_power_kw),
             (CdrDimensionType.MAX_POWER, usage.max_power_kw),
@@ -323,12 +413,45 @@ class _Publisher:
             (CdrDimensionType.MAX_CURRENT, usage.max_current_a),
         )
         dimensions.extend(CdrDimension(kind, _floor(value)) for kind, value in levels if value is not None)
-        return tuple(dimensions)
+        published.append(tuple(dimensions))
+    return published
 
-    def _additive(self, kind: CdrDimensionType, amount: Decimal) -> CdrDimension:
-        before = self._running.get(kind, ZERO)
-        self._running[kind] = before + amount
-        return CdrDimension(kind, _floor(before + amount) - _floor(before))
+
+def _keep_the_step(
+    marks: list[Decimal],
+    exact: list[Decimal],
+    billed: list[bool],
+    *,
+    unit: Decimal,
+    step: Decimal,
+    kwh_limits: set[Decimal],
+) -> None:
+    """Move floored running totals (``marks``) up one quantum until the billed volumes round to the exact steps.
+
+    ``exact[k]``/``marks[k]``: the amount before the chain's period k (k = len: the end). The billed total only
+    changes at the edges of runs of billed periods: raising the mark where a run starts lowers it, raising the
+    mark where a run ends (or the very end) raises it, by one quantum each time; a mark is at most ceiled, and
+    each quantum is smaller than a step, so the first total in the right step is found if enough edges can move.
+    An edge cannot move where that would make a volume negative or, for energy, lift the energy so far from
+    below a kWh restriction limit to it (then the re-pricing could pick another element).
+    """
+    target = _steps(sum((b - a for (a, b), paid in zip(pairwise(exact), billed, strict=True) if paid), ZERO), step)
+
+    def published() -> Decimal:
+        return sum(((b - a) * unit for (a, b), paid in zip(pairwise(marks), billed, strict=True) if paid), ZERO)
+
+    last = len(billed)
+    if _steps(published(), step) > target:
+        edges = [k for k in range(1, last) if billed[k] and not billed[k - 1]]
+    else:
+        edges = [k for k in range(1, last + 1) if billed[k - 1] and (k == last or not billed[k])]
+    for k in edges:
+        if _steps(published(), step) == target:
+            return
+        up = (exact[k] / unit).quantize(VOLUME_QUANTUM, ROUND_CEILING)
+        if k < last and (up > marks[k + 1] or any(exact[k] < limit <= up for limit in kwh_limits)):
+            continue
+        marks[k] = up
 
 
 def _floor(value: Decimal) -> Decimal:
