@@ -342,7 +342,18 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     async def async_set_energy_need(self, key: str, kwh: float) -> None:
         """How much energy the car on a connector needs before it leaves (0: no plan)."""
-        self.runtime.energy_needs[key] = kwh
+        await self._async_set_plan_input(self.runtime.energy_needs, key, kwh)
+
+    async def async_set_soc_target(self, key: str, percent: float) -> None:
+        """The state of charge the car on a connector should reach by its departure (0: none)."""
+        await self._async_set_plan_input(self.runtime.soc_targets, key, percent)
+
+    async def async_set_battery_capacity(self, key: str, kwh: float) -> None:
+        """The usable battery of the car on a connector (0: unknown)."""
+        await self._async_set_plan_input(self.runtime.battery_capacities, key, kwh)
+
+    async def _async_set_plan_input(self, values: dict[str, float], key: str, value: float) -> None:
+        values[key] = value
         self.runtime.async_save()
         await self.async_refresh()
 

@@ -1,6 +1,8 @@
 """The charging planner in Home Assistant: departure times and energy needs in, a plan per session out.
 
-A connector whose session has a departure time and an energy to add is *planned*: the pure
+A connector whose session has a departure time and an energy to add is *planned*. The energy is
+the car's state-of-charge target times its battery capacity when the car reports its SoC (what is
+left from the SoC now, with the charger's losses), else the "energy to add" entity. The pure
 MILP planner (:mod:`.ems.planner`, PuLP + HiGHS) decides in which 15-minute slots of the next
 24 hours it charges, at the lowest cost (off-peak and peak prices per slot), using the PV
 forecast and the ZNI signal forecast, within the site's limits. The energy manager follows the
@@ -14,7 +16,9 @@ a minute; the solver runs in an executor thread (it may take up to its time limi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+import itertools
 import logging
 import math
 from typing import TYPE_CHECKING, Any
@@ -41,6 +45,22 @@ SLOT_S = 900.0
 SLOTS = 96
 MIN_INTERVAL_S = 60.0  # re-plan at most once a minute
 DEFAULT_PRICE = 0.20  # EUR/kWh when no price is set: the plan then only prefers PV and meets the needs
+FORECAST_PERIOD_S = 1800.0  # a forecast value alone covers half an hour (Solcast's period)
+MAX_FORECAST_PERIOD_S = 3600.0  # and never more than an hour
+CHARGE_EFFICIENCY = 0.9  # kWh stored in the battery per kWh metered (the on-board charger's losses)
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a planned connector needs: when the car leaves, how much energy, and how it is known.
+
+    ``from_soc``: ``kwh`` is what is left to reach the SoC target now (the session's delivered
+    energy is already in the SoC); otherwise it is the whole session's need, less what it delivered.
+    """
+
+    departure: str
+    kwh: float
+    from_soc: bool = False
 
 
 def slot_start(now: float) -> float:
@@ -65,26 +85,46 @@ def pv_forecast_w(state: State | None, start: float, slots: int = SLOTS, slot_s:
 
     Reads Solcast's ``detailedForecast`` (``period_start``, ``pv_estimate`` in kW) or a generic
     ``forecast`` list (``datetime`` or ``period_start``, ``value`` or ``power`` in W); the
-    forecast integrations keep their own models, Cariflex only reads them.
+    forecast integrations keep their own models, Cariflex only reads them. Each value is the
+    mean power of its period, which runs to the next value (Solcast: 30 minutes; at most an hour),
+    so it fills every slot of that period.
     """
     values = [0.0] * slots
     if state is None:
         return values
-    points: list[tuple[float, float]] = []
+    solcast: list[tuple[float, float]] = []
     for item in state.attributes.get("detailedForecast") or []:
         at = dt_util.parse_datetime(str(item.get("period_start", "")))
         if at is not None and isinstance(item.get("pv_estimate"), int | float):
-            points.append((at.timestamp(), float(item["pv_estimate"]) * 1000))
+            solcast.append((at.timestamp(), float(item["pv_estimate"]) * 1000))
+    generic: list[tuple[float, float]] = []
     for item in state.attributes.get("forecast") or []:
         at = dt_util.parse_datetime(str(item.get("datetime") or item.get("period_start") or ""))
         value = item.get("value", item.get("power"))
         if at is not None and isinstance(value, int | float):
-            points.append((at.timestamp(), float(value)))
-    for moment, watts in points:
-        index = int((moment - start) // slot_s)
-        if 0 <= index < slots and math.isfinite(watts):
-            values[index] = max(values[index], watts, 0.0)
+            generic.append((at.timestamp(), float(value)))
+    for points in (solcast, generic):
+        for begin, end, watts in _periods(points):
+            if not math.isfinite(watts):
+                continue
+            first = max(math.floor((begin - start) / slot_s), 0)
+            last = min(math.ceil((end - start) / slot_s), slots)
+            for index in range(first, last):
+                values[index] = max(values[index], watts, 0.0)
     return values
+
+
+def _periods(points: list[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    """(start, end, W) of each forecast value: until the next one, at most an hour (the finest step for the last)."""
+    points = sorted(points)
+    steps = [b - a for (a, _), (b, _) in itertools.pairwise(points) if b > a]
+    usual = min(min(steps), MAX_FORECAST_PERIOD_S) if steps else FORECAST_PERIOD_S
+    periods = []
+    for index, (moment, watts) in enumerate(points):
+        following = points[index + 1][0] if index + 1 < len(points) else moment + usual
+        end = min(following if following > moment else moment + usual, moment + MAX_FORECAST_PERIOD_S)
+        periods.append((moment, end, watts))
+    return periods
 
 
 class ChargePlanner:
@@ -106,14 +146,34 @@ class ChargePlanner:
         return lambda: self._listeners.remove(listener)
 
     # ------------------------------------------------------------ settings
-    def needs(self) -> Mapping[str, tuple[str, float]]:
-        """Connectors with a departure and an energy to add: ``{key: (departure, kWh)}``."""
+    def needs(self) -> dict[str, Need]:
+        """Connectors with a departure and an energy to add (a SoC target reached counts: 0 kWh holds the car)."""
         runtime = self.energy.runtime
-        return {
-            key: (runtime.departures[key], need)
-            for key, need in runtime.energy_needs.items()
-            if need > 0 and runtime.departures.get(key)
-        }
+        found: dict[str, Need] = {}
+        for key, departure in runtime.departures.items():
+            if not departure:
+                continue
+            left = self.soc_need_kwh(key)
+            if left is not None:
+                found[key] = Need(departure, left, from_soc=True)
+            elif (need := runtime.energy_needs.get(key, 0.0)) > 0:
+                found[key] = Need(departure, need)
+        return found
+
+    def soc_need_kwh(self, key: str) -> float | None:
+        """The energy left to reach a connector's SoC target (None: no target, capacity or SoC reading)."""
+        runtime = self.energy.runtime
+        target = runtime.soc_targets.get(key, 0.0)
+        capacity = runtime.battery_capacities.get(key, 0.0)
+        charger_id, _, connector_id = key.rpartition("/")
+        coordinator = runtime.coordinators.get(charger_id)
+        if target <= 0 or capacity <= 0 or coordinator is None or not connector_id.isdigit():
+            return None
+        connector = coordinator.charger.connectors.get(int(connector_id))
+        soc = None if connector is None or connector.session is None else connector.readings.soc
+        if soc is None:
+            return None
+        return round(max(target - soc, 0.0) / 100 * capacity / CHARGE_EFFICIENCY, 2)
 
     def target_w(self, key: str, phases: int, now: float) -> float | None:
         """A planned session's power for the current slot (None: not planned, or the plan is stale)."""
@@ -130,7 +190,11 @@ class ChargePlanner:
     def maybe_replan(self, now: float, tree: SiteTree, allocation: Allocation, delivered: Mapping[str, float]) -> None:
         """Plan again when the planned sessions or their needs changed or a slot began (at most once a minute)."""
         needs = {key: need for key, need in self.needs().items() if key in tree.chargers}
-        signature = (slot_start(now), tuple(sorted((key, d, n) for key, (d, n) in needs.items())))
+        # A SoC-based need moves with every reading: half a kWh of change is worth a new plan.
+        signature = (
+            slot_start(now),
+            tuple(sorted((key, n.departure, round(n.kwh * 2) / 2, n.from_soc) for key, n in needs.items())),
+        )
         if not needs:
             if self.plan is not None:
                 self.plan = None
@@ -180,7 +244,7 @@ class ChargePlanner:
         now: float,
         tree: SiteTree,
         allocation: Allocation,
-        needs: Mapping[str, tuple[str, float]],
+        needs: Mapping[str, Need],
         delivered: Mapping[str, float],
     ) -> PlanProblem:
         """The planning problem: the planned sessions, what each node has for them, prices, PV, ZNI."""
@@ -188,16 +252,16 @@ class ChargePlanner:
         start = slot_start(now)
         moment = dt_util.utc_from_timestamp(now)
         sessions = []
-        for key, (departure, need) in needs.items():
+        for key, need in needs.items():
             charger = tree.chargers[key]
-            leave = next_departure(departure, moment).timestamp()
+            leave = next_departure(need.departure, moment).timestamp()
             sessions.append(
                 PlanSession(
                     id=key,
                     node=charger.node,
                     arrival=now,
                     departure=leave,
-                    energy_kwh=max(need - delivered.get(key, 0.0), 0.0),
+                    energy_kwh=need.kwh if need.from_soc else max(need.kwh - delivered.get(key, 0.0), 0.0),
                     min_current_a=charger.min_current_a,
                     max_current_a=charger.max_current_a,
                     phases=charger.phases,

@@ -100,6 +100,8 @@ class CariflexRuntime:
         self.zni_evidence: list[dict[str, Any]] = []  # every ZNI signal change and the caps applied
         self.departures: dict[str, str] = {}  # per connector: the car leaves at (HH:MM:SS, local)
         self.energy_needs: dict[str, float] = {}  # per connector: kWh to add before it leaves
+        self.soc_targets: dict[str, float] = {}  # per connector: the state of charge (%) wanted at departure
+        self.battery_capacities: dict[str, float] = {}  # per connector: the car's usable battery (kWh)
         self.session_caps_w: dict[str, float] = {}  # per connector: a cap set by the cloud (OCPI charging profile)
         self.cloud: CloudLink | None = None
         self.energy: EnergyCoordinator | None = None
@@ -132,6 +134,8 @@ class CariflexRuntime:
         self.zni_evidence = list(stored.get("zni_evidence", []))[-ZNI_EVIDENCE_LIMIT:]
         self.departures = {str(k): str(v) for k, v in stored.get("departures", {}).items()}
         self.energy_needs = {str(k): float(v) for k, v in stored.get("energy_needs", {}).items()}
+        self.soc_targets = {str(k): float(v) for k, v in stored.get("soc_targets", {}).items()}
+        self.battery_capacities = {str(k): float(v) for k, v in stored.get("battery_capacities", {}).items()}
         for charger_id, snapshot in stored.get("chargers", {}).items():
             self.backend.charger(charger_id).restore(snapshot)
         self._register_hub()
@@ -214,6 +218,8 @@ class CariflexRuntime:
             "zni_evidence": self.zni_evidence[-ZNI_EVIDENCE_LIMIT:],
             "departures": self.departures,
             "energy_needs": self.energy_needs,
+            "soc_targets": self.soc_targets,
+            "battery_capacities": self.battery_capacities,
         }
 
     @callback

@@ -8,6 +8,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant, State
 from homeassistant.util import dt as dt_util
+from ocpp.v16 import call as call16
 import pytest
 
 from custom_components.cariflex.ems.regulator import Regulator
@@ -126,9 +127,159 @@ def test_pv_forecasts_from_solcast_and_generic_attributes() -> None:
         },
     )
     values = pv_forecast_w(solcast, start)
-    assert values[0] == 3500
-    assert values[2] == 4000
-    assert sum(values) == 7500
-    generic = State("sensor.pv_forecast", "0", {"forecast": [{"datetime": "2026-11-26T10:15:00+00:00", "value": -5}]})
-    assert pv_forecast_w(generic, start)[1] == 0.0
+    # Each value is the mean power of its 30-minute period: both 15-minute slots of it get it.
+    assert values[:5] == [3500, 3500, 4000, 4000, 0]
+    assert sum(values) == 15000
+    generic = State(
+        "sensor.pv_forecast",
+        "0",
+        {
+            "forecast": [
+                {"datetime": "2026-11-26T10:15:00+00:00", "value": -5},
+                {"datetime": "2026-11-26T11:15:00+00:00", "value": 2000},
+                {"datetime": "2026-11-26T14:15:00+00:00", "value": 1000},  # after a gap: an hour at most
+            ]
+        },
+    )
+    hourly = pv_forecast_w(generic, start)
+    assert hourly[1:5] == [0.0] * 4
+    assert hourly[5:9] == [2000] * 4
+    assert hourly[9:17] == [0.0] * 8
+    assert hourly[17:21] == [1000] * 4
+    assert sum(hourly) == 12000
     assert pv_forecast_w(None, start) == [0.0] * 96
+
+
+async def planned_site(hass: HomeAssistant, ws_port: int, **options: Any) -> tuple[Any, EnergyCoordinator]:
+    """A 22 kW site with CP1, the energy manager on, and ``options``."""
+    hass.states.async_set(METER, "0", {"unit_of_measurement": "W", "device_class": "power"})
+    entry = site_entry(
+        ws_port,
+        chargers={"CP1": {}},
+        options={"subscribed_power_kw": 22.0, "main_breaker_a": 32.0, "grid_power_entity": METER, **options},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    energy: EnergyCoordinator | None = entry.runtime_data.energy
+    assert energy is not None
+    energy.regulator = Regulator(replace(energy.regulator.config, hold_s=0))
+    await energy.async_set_mode(EmsMode.ON)
+    return entry, energy
+
+
+async def set_number(hass: HomeAssistant, entity_id: str, value: float) -> None:
+    await hass.services.async_call("number", "set_value", {"entity_id": entity_id, "value": value}, blocking=True)
+
+
+async def set_departure(hass: HomeAssistant, leave: datetime) -> None:
+    await hass.services.async_call(
+        "time",
+        "set_value",
+        {"entity_id": "time.cp1_departure", "time": dt_util.as_local(leave).strftime("%H:%M:%S")},
+        blocking=True,
+    )
+
+
+async def report_soc(cp: Any, soc: float) -> None:
+    """A MeterValues with the car's state of charge, as a 1.6 charger sends it (measurand SoC, location EV)."""
+    sampled = [{"value": f"{soc:.0f}", "measurand": "SoC", "unit": "Percent", "location": "EV"}]
+    await cp.call(
+        call16.MeterValues(
+            connector_id=1,
+            transaction_id=cp.connectors[1].transaction_id,
+            meter_value=[{"timestamp": dt_util.utcnow().isoformat(), "sampledValue": sampled}],
+        )
+    )
+
+
+async def test_a_soc_target_and_a_battery_size_make_the_need_and_the_target_reached_holds_the_car(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
+) -> None:
+    entry, energy = await planned_site(hass, ws_port)
+    cp = await chargers("CP1")
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, "TAG-1")
+    await set_number(hass, "number.cp1_charge_target", 80)
+    await set_number(hass, "number.cp1_car_battery", 50)
+    await set_number(hass, "number.cp1_energy_to_add", 5)  # used only while the car does not report its SoC
+    await set_departure(hass, dt_util.utcnow() + timedelta(hours=8))
+    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
+    assert energy.planning.plan is not None
+    assert energy.planning.plan.sessions["CP1/1"].energy_kwh == pytest.approx(5, abs=0.01)
+
+    # The car says 40 %: 40 % of 50 kWh to add, 22.2 kWh metered with the charger's losses.
+    await report_soc(cp, 40)
+    await hass.async_block_till_done()
+    energy.planning._last_run = -1e12  # the once-a-minute limit is covered by test_planner's own tests
+    await energy.async_refresh()
+    await wait_for(
+        lambda: energy.planning.plan is not None and energy.planning.plan.sessions["CP1/1"].energy_kwh > 20,
+        timeout=20,
+    )
+    assert energy.planning.needs()["CP1/1"].kwh == pytest.approx(22.22, abs=0.01)
+    assert energy.planning.plan.sessions["CP1/1"].unmet_kwh == pytest.approx(0, abs=0.01)
+
+    # 80 % reached: nothing more to add, the car is held (a PV mode would still take the surplus).
+    await report_soc(cp, 80)
+    await hass.async_block_till_done()
+    energy.planning._last_run = -1e12
+    await energy.async_refresh()
+    await wait_for(
+        lambda: energy.planning.plan is not None and energy.planning.plan.sessions["CP1/1"].energy_kwh == 0,
+        timeout=20,
+    )
+    await energy.async_refresh()
+    await wait_for(lambda: cp.connectors[1].limit_a == 0, timeout=10)
+    assert state_of(hass, "sensor.cp1_limit_reason") in ("planner_wait", "strategy_max")
+    assert entry.runtime_data.soc_targets == {"CP1/1": 80}
+    assert entry.runtime_data.battery_capacities == {"CP1/1": 50}
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_sunny_forecast_holds_grid_charging_until_the_sun_covers_the_need(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
+) -> None:
+    now = dt_util.utcnow()
+    start = slot_start(now.timestamp())
+    # Solcast's detailedForecast: 9 kW from 2 h to 6 h from now, nothing before (the morning).
+    forecast = [
+        {
+            "period_start": datetime.fromtimestamp(start + 1800 * k, UTC).isoformat(),
+            "pv_estimate": 9.0 if 4 <= k < 12 else 0.0,
+        }
+        for k in range(48)
+    ]
+    hass.states.async_set("sensor.solcast_forecast_today", "30", {"detailedForecast": forecast})
+    entry, energy = await planned_site(
+        hass, ws_port, pv_forecast_entity="sensor.solcast_forecast_today", price_peak=0.25
+    )
+    cp = await chargers("CP1")
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, "TAG-1")
+    await energy.async_refresh()
+    await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)
+
+    # 20 kWh before leaving in 8 h: the forecast covers it between 2 h and 6 h, so nothing from the grid now.
+    await set_number(hass, "number.cp1_energy_to_add", 20)
+    await set_departure(hass, now + timedelta(hours=8))
+    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
+    plan = energy.planning.plan
+    assert plan is not None
+    session = plan.sessions["CP1/1"]
+    assert session.unmet_kwh == pytest.approx(0, abs=0.01)
+    assert all(watts == 0 for watts in session.power_w[:7])  # before the sun: held back
+    sunny = sum(session.power_w[8:24]) / 4 / 1000
+    assert sunny >= 20 - 0.01  # the whole need in the sunny hours (kWh over 15-min slots)
+    await energy.async_refresh()
+    await wait_for(lambda: cp.connectors[1].limit_a == 0, timeout=10)
+    assert state_of(hass, "sensor.cp1_limit_reason") in ("planner_wait", "strategy_max")
+    await hass.config_entries.async_unload(entry.entry_id)
