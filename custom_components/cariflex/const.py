@@ -124,6 +124,7 @@ ECOWATT_FETCH_S: Final = 1800  # EcoWatt: RTE allows one request every 15 minute
 CONF_PRICE_PEAK: Final = "price_peak"  # EUR/kWh, for the planner
 CONF_PRICE_OFFPEAK: Final = "price_offpeak"
 CONF_PV_FORECAST_ENTITY: Final = "pv_forecast_entity"
+DASHBOARD_FORECAST_S: Final = 1800  # without a forecast entity: the Energy dashboard's solar forecast, every 30 min
 ZNI_EVIDENCE_LIMIT: Final = 5000  # signal changes kept as Advenir evidence (about a year of ZNI events)
 ZNI_FETCH_S: Final = 600  # the EDF open-data signal: every 10 minutes (10,000 requests a day)
 

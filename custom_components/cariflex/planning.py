@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 import itertools
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from homeassistant.components.energy.data import async_get_manager as async_get_energy_manager
 from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
 
 from .const import (
@@ -103,22 +105,88 @@ def pv_forecast_w(state: State | None, start: float, slots: int = SLOTS, slot_s:
         value = item.get("value", item.get("power"))
         if at is not None and isinstance(value, int | float):
             generic.append((at.timestamp(), float(value)))
-    for points in (solcast, generic):
-        for begin, end, watts in _periods(points):
-            if not math.isfinite(watts):
-                continue
-            first = max(math.floor((begin - start) / slot_s), 0)
-            last = min(math.ceil((end - start) / slot_s), slots)
-            for index in range(first, last):
-                values[index] = max(values[index], watts, 0.0)
+    for points in (solcast, generic):  # two spellings of one forecast: the larger value
+        values = [max(a, b) for a, b in zip(values, _per_slot(_periods(points), start, slots, slot_s), strict=True)]
     return values
+
+
+def _per_slot(periods: list[tuple[float, float, float]], start: float, slots: int, slot_s: float) -> list[float]:
+    """Mean powers over periods (start, end, W) as one value per slot (0 where no period, never negative)."""
+    values = [0.0] * slots
+    for begin, end, watts in periods:
+        if not math.isfinite(watts):
+            continue
+        first = max(math.floor((begin - start) / slot_s), 0)
+        last = min(math.ceil((end - start) / slot_s), slots)
+        for index in range(first, last):
+            values[index] = max(values[index], watts, 0.0)
+    return values
+
+
+class DashboardForecast:
+    """The solar forecast of the Energy dashboard: the forecast integrations of its solar sources.
+
+    Forecast.Solar, Solcast and the others give the dashboard ``{"wh_hours": {time: Wh}}`` through
+    their ``energy`` platform (``async_get_solar_forecast``); Cariflex reads the same, for the
+    sources the user picked there, every 30 minutes. Each value is the energy of its period
+    (until the next value): its mean power is Wh / hours. Two sources (two roofs) add up.
+    """
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self.hass = hass
+        self.series: list[list[tuple[float, float, float]]] = []
+        """Per forecast entry, its periods (start, end, mean W)."""
+        self.entries: list[str] = []
+        """The config entries read at the last refresh."""
+
+    async def async_refresh(self, _now: datetime | None = None) -> None:
+        """Read every solar forecast of the Energy dashboard once (an entry that fails is skipped)."""
+        series: list[list[tuple[float, float, float]]] = []
+        entries: list[str] = []
+        for entry_id in await self._forecast_entries():
+            entry = self.hass.config_entries.async_get_entry(entry_id)
+            if entry is None:
+                continue
+            try:
+                platform = await (await async_get_integration(self.hass, entry.domain)).async_get_platform("energy")
+                forecast = await platform.async_get_solar_forecast(self.hass, entry_id)
+            except Exception as err:  # noqa: BLE001 - another integration's failure never stops the planner
+                _LOGGER.debug("Solar forecast of %s (%s) not read: %s", entry.title, entry.domain, err)
+                continue
+            points = []
+            for moment, wh in ((forecast or {}).get("wh_hours") or {}).items():
+                at = dt_util.parse_datetime(str(moment))
+                if at is not None and isinstance(wh, int | float):
+                    points.append((at.timestamp(), float(wh)))
+            series.append([(begin, end, wh * 3600 / (end - begin)) for begin, end, wh in _periods(points)])
+            entries.append(entry_id)
+        self.series, self.entries = series, entries
+
+    async def _forecast_entries(self) -> list[str]:
+        try:
+            prefs = (await async_get_energy_manager(self.hass)).data
+        except Exception as err:  # noqa: BLE001 - no Energy dashboard: no forecast from it
+            _LOGGER.debug("Energy dashboard preferences not read: %s", err)
+            return []
+        found: list[str] = []
+        for source in cast("list[Mapping[str, Any]]", [] if prefs is None else prefs["energy_sources"]):
+            if source.get("type") == "solar":
+                found.extend(e for e in source.get("config_entry_solar_forecast") or [] if e not in found)
+        return found
+
+    def watts(self, start: float, slots: int = SLOTS, slot_s: float = SLOT_S) -> list[float]:
+        """The forecast power per slot, summed over the sources (0 where unknown)."""
+        total = [0.0] * slots
+        for periods in self.series:
+            total = [a + b for a, b in zip(total, _per_slot(periods, start, slots, slot_s), strict=True)]
+        return total
 
 
 def _periods(points: list[tuple[float, float]]) -> list[tuple[float, float, float]]:
     """(start, end, W) of each forecast value: until the next one, at most an hour (the finest step for the last)."""
     points = sorted(points)
     steps = [b - a for (a, _), (b, _) in itertools.pairwise(points) if b > a]
-    usual = min(min(steps), MAX_FORECAST_PERIOD_S) if steps else FORECAST_PERIOD_S
+    usual = min(*steps, MAX_FORECAST_PERIOD_S) if steps else FORECAST_PERIOD_S
     periods = []
     for index, (moment, watts) in enumerate(points):
         following = points[index + 1][0] if index + 1 < len(points) else moment + usual
@@ -134,6 +202,8 @@ class ChargePlanner:
         self.hass = hass
         self.energy = energy
         self.planner = Planner(PlannerConfig(time_limit_s=5.0))
+        self.dashboard = DashboardForecast(hass)
+        """The Energy dashboard's solar forecast, used when no forecast entity is set."""
         self.plan: Plan | None = None
         self._signature: tuple[Any, ...] | None = None
         self._last_run = -math.inf
@@ -303,10 +373,10 @@ class ChargePlanner:
         if schedule is not None and offpeak not in (None, ""):
             flags = schedule.offpeak_slots(dt_util.utc_from_timestamp(start), SLOTS, timedelta(seconds=SLOT_S))
             price = [float(offpeak) if flag else peak_price for flag in flags]
-        pv = [0.0] * SLOTS
-        if entity := settings(CONF_PV_FORECAST_ENTITY):
-            load_w = sum(allocation.nodes[tree.root].load_a) * allocation.voltage_v if allocation.nodes else 0.0
-            pv = [max(w - load_w, 0.0) for w in pv_forecast_w(self.hass.states.get(entity), start)]
+        entity = settings(CONF_PV_FORECAST_ENTITY)
+        forecast = pv_forecast_w(self.hass.states.get(entity), start) if entity else self.dashboard.watts(start)
+        load_w = sum(allocation.nodes[tree.root].load_a) * allocation.voltage_v if allocation.nodes else 0.0
+        pv = [max(w - load_w, 0.0) if w > 0 else 0.0 for w in forecast]
         zni = [1.0] * SLOTS
         client = self.energy.zni.client
         if client is not None:

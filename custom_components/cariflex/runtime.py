@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import timedelta
 import logging
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntry, ConfigSubentry
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, discovery_flow
-from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.helpers.event import async_track_state_change_event, async_track_time_interval
 from homeassistant.helpers.storage import Store
 
 from .access import AuthMode, Badge, BadgeList
@@ -27,10 +28,12 @@ from .const import (
     CONF_KEYFILE,
     CONF_PASSWORD_HASH,
     CONF_PROFILE,
+    CONF_PV_FORECAST_ENTITY,
     CONF_SITE_NAME,
     CONF_UNKNOWN_CHARGERS,
     CONF_WS_PORT,
     CONF_WSS_PORT,
+    DASHBOARD_FORECAST_S,
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_WS_PORT,
@@ -167,6 +170,12 @@ class CariflexRuntime:
 
         energy.zni.start(self.entry.async_on_unload, signal_changed)
         energy.tariffs.start(self.entry.async_on_unload, signal_changed)
+        if not self.setting(CONF_PV_FORECAST_ENTITY):  # the Energy dashboard's solar forecast, if any
+            forecast = energy.planning.dashboard
+            self.entry.async_on_unload(
+                async_track_time_interval(self.hass, forecast.async_refresh, timedelta(seconds=DASHBOARD_FORECAST_S))
+            )
+            self.entry.async_create_background_task(self.hass, forecast.async_refresh(), "cariflex solar forecast")
         if grid_entity := self.setting(CONF_GRID_POWER_ENTITY):
 
             @callback

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import Mock
 
+from homeassistant.components.energy.data import async_get_manager as async_get_energy_manager
 from homeassistant.core import HomeAssistant, State
 from homeassistant.util import dt as dt_util
 from ocpp.v16 import call as call16
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockModule, mock_integration, mock_platform
 
 from custom_components.cariflex.ems.regulator import Regulator
 from custom_components.cariflex.energy import EmsMode, EnergyCoordinator
@@ -241,27 +244,62 @@ async def test_a_soc_target_and_a_battery_size_make_the_need_and_the_target_reac
     await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def forecast_source(hass: HomeAssistant, source: str, start: float) -> dict[str, Any]:
+    """9 kW forecast from 2 h to 6 h after ``start``, nothing before (the morning); the site options it needs.
+
+    ``entity``: Solcast's ``detailedForecast`` attribute (30-minute periods). ``dashboard``: a
+    forecast integration's energy platform (hourly Wh, like Forecast.Solar) picked in the Energy
+    dashboard's solar source.
+    """
+    if source == "entity":
+        forecast = [
+            {
+                "period_start": datetime.fromtimestamp(start + 1800 * k, UTC).isoformat(),
+                "pv_estimate": 9.0 if 4 <= k < 12 else 0.0,
+            }
+            for k in range(48)
+        ]
+        hass.states.async_set("sensor.solcast_forecast_today", "30", {"detailedForecast": forecast})
+        return {"pv_forecast_entity": "sensor.solcast_forecast_today"}
+    wh_hours = {datetime.fromtimestamp(start + 3600 * h, UTC).isoformat(): 9000 if 2 <= h < 6 else 0 for h in range(24)}
+
+    async def async_get_solar_forecast(hass: HomeAssistant, config_entry_id: str) -> dict[str, Any]:
+        return {"wh_hours": wh_hours}
+
+    mock_integration(hass, MockModule("roof_forecast"))
+    mock_platform(hass, "roof_forecast.energy", Mock(async_get_solar_forecast=async_get_solar_forecast))
+    roof = MockConfigEntry(domain="roof_forecast", title="Roof")
+    roof.add_to_hass(hass)
+    broken = MockConfigEntry(domain="no_energy_platform", title="Other")  # skipped, never breaks the plan
+    broken.add_to_hass(hass)
+    mock_integration(hass, MockModule("no_energy_platform"))
+    manager = await async_get_energy_manager(hass)
+    await manager.async_update(
+        {
+            "energy_sources": [
+                {
+                    "type": "solar",
+                    "stat_energy_from": "sensor.solar_energy",
+                    "config_entry_solar_forecast": [roof.entry_id, broken.entry_id, "gone"],
+                }
+            ]
+        }
+    )
+    return {}
+
+
+@pytest.mark.usefixtures("socket_enabled", "entity_registry_enabled_by_default")
+@pytest.mark.parametrize("source", ["entity", "dashboard"])
 async def test_a_sunny_forecast_holds_grid_charging_until_the_sun_covers_the_need(
-    hass: HomeAssistant,
-    socket_enabled: None,
-    ws_port: int,
-    chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
+    hass: HomeAssistant, ws_port: int, chargers: ChargerFactory, source: str
 ) -> None:
     now = dt_util.utcnow()
     start = slot_start(now.timestamp())
-    # Solcast's detailedForecast: 9 kW from 2 h to 6 h from now, nothing before (the morning).
-    forecast = [
-        {
-            "period_start": datetime.fromtimestamp(start + 1800 * k, UTC).isoformat(),
-            "pv_estimate": 9.0 if 4 <= k < 12 else 0.0,
-        }
-        for k in range(48)
-    ]
-    hass.states.async_set("sensor.solcast_forecast_today", "30", {"detailedForecast": forecast})
-    entry, energy = await planned_site(
-        hass, ws_port, pv_forecast_entity="sensor.solcast_forecast_today", price_peak=0.25
-    )
+    options = await forecast_source(hass, source, start)
+    entry, energy = await planned_site(hass, ws_port, price_peak=0.25, **options)
+    if source == "dashboard":
+        await wait_for(lambda: len(energy.planning.dashboard.entries) == 1, timeout=10)
+        assert energy.planning.dashboard.watts(start)[:24] == [0.0] * 8 + [9000.0] * 16
     cp = await chargers("CP1")
     await cp.status(1, "Charging")
     await cp.start_transaction(1, "TAG-1")

@@ -8,6 +8,7 @@ RTE (https://data.rte-france.com) protects every API with OAuth2 (RFC 6749 §4.4
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 import math
@@ -42,7 +43,8 @@ class ClientCredentialsToken:
     ) -> None:
         self._session = session
         self._url = token_url
-        self._auth = aiohttp.BasicAuth(client_id, client_secret)
+        credentials = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        self._auth = f"Basic {credentials}"  # RFC 7617, as aiohttp's deprecated BasicAuth wrote it
         self._source = source
         self._timeout = timeout
         self._token: str | None = None
@@ -72,7 +74,7 @@ class ClientCredentialsToken:
                 "POST",
                 self._url,
                 source=f"{self._source} token",
-                headers={"Authorization": self._auth.encode(), "Accept": "application/json"},
+                headers={"Authorization": self._auth, "Accept": "application/json"},
                 data={"grant_type": "client_credentials"},
                 timeout=self._timeout,
             )
