@@ -37,26 +37,7 @@ async def test_a_car_with_a_departure_and_a_need_waits_for_the_cheap_hours(
     # Off-peak from 2 h to 6 h from now (every day), expensive otherwise.
     cheap_from, cheap_to = now + timedelta(hours=2), now + timedelta(hours=6)
     schedule = f"{local_hhmm(cheap_from)}-{local_hhmm(cheap_to)}"
-    hass.states.async_set(METER, "0", {"unit_of_measurement": "W", "device_class": "power"})
-    entry = site_entry(
-        ws_port,
-        chargers={"CP1": {}},
-        options={
-            "subscribed_power_kw": 22.0,
-            "main_breaker_a": 32.0,
-            "grid_power_entity": METER,
-            "offpeak_schedule": schedule,
-            "price_peak": 0.30,
-            "price_offpeak": 0.10,
-        },
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    energy: EnergyCoordinator | None = entry.runtime_data.energy
-    assert energy is not None
-    energy.regulator = Regulator(replace(energy.regulator.config, hold_s=0))
-    await energy.async_set_mode(EmsMode.ON)
+    entry, energy = await planned_site(hass, ws_port, offpeak_schedule=schedule, price_peak=0.30, price_offpeak=0.10)
     cp = await chargers("CP1")
     await cp.status(1, "Charging")
     await cp.start_transaction(1, "TAG-1")
@@ -65,15 +46,8 @@ async def test_a_car_with_a_departure_and_a_need_waits_for_the_cheap_hours(
 
     # The driver says: 20 kWh, leaving in 8 hours.
     leave = now + timedelta(hours=8)
-    await hass.services.async_call(
-        "number", "set_value", {"entity_id": "number.cp1_energy_to_add", "value": 20}, blocking=True
-    )
-    await hass.services.async_call(
-        "time",
-        "set_value",
-        {"entity_id": "time.cp1_departure", "time": dt_util.as_local(leave).strftime("%H:%M:%S")},
-        blocking=True,
-    )
+    await set_number(hass, "number.cp1_energy_to_add", 20)
+    await set_departure(hass, leave)
     await wait_for(lambda: energy.planning.plan is not None, timeout=20)
     plan = energy.planning.plan
     assert plan is not None
@@ -94,9 +68,7 @@ async def test_a_car_with_a_departure_and_a_need_waits_for_the_cheap_hours(
     assert state_of(hass, "sensor.cp1_limit_reason") in ("planner_wait", "strategy_max")
 
     # No need any more: the plan is dropped and the car charges as fast as the site allows.
-    await hass.services.async_call(
-        "number", "set_value", {"entity_id": "number.cp1_energy_to_add", "value": 0}, blocking=True
-    )
+    await set_number(hass, "number.cp1_energy_to_add", 0)
     await wait_for(lambda: energy.planning.plan is None, timeout=10)
     await energy.async_refresh()
     await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)
@@ -153,7 +125,7 @@ def test_pv_forecasts_from_solcast_and_generic_attributes() -> None:
     assert pv_forecast_w(None, start) == [0.0] * 96
 
 
-async def planned_site(hass: HomeAssistant, ws_port: int, **options: Any) -> tuple[Any, EnergyCoordinator]:
+async def planned_site(hass: HomeAssistant, ws_port: int, **options: Any) -> tuple[MockConfigEntry, EnergyCoordinator]:
     """A 22 kW site with CP1, the energy manager on, and ``options``."""
     hass.states.async_set(METER, "0", {"unit_of_measurement": "W", "device_class": "power"})
     entry = site_entry(
@@ -274,17 +246,16 @@ async def forecast_source(hass: HomeAssistant, source: str, start: float) -> dic
     broken.add_to_hass(hass)
     mock_integration(hass, MockModule("no_energy_platform"))
     manager = await async_get_energy_manager(hass)
-    await manager.async_update(
-        {
-            "energy_sources": [
-                {
-                    "type": "solar",
-                    "stat_energy_from": "sensor.solar_energy",
-                    "config_entry_solar_forecast": [roof.entry_id, broken.entry_id, "gone"],
-                }
-            ]
-        }
-    )
+    prefs: Any = {  # only the solar source: the other keys differ between Home Assistant versions
+        "energy_sources": [
+            {
+                "type": "solar",
+                "stat_energy_from": "sensor.solar_energy",
+                "config_entry_solar_forecast": [roof.entry_id, broken.entry_id, "gone"],
+            }
+        ]
+    }
+    await manager.async_update(prefs)
     return {}
 
 
