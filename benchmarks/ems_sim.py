@@ -38,8 +38,10 @@ regulator on the two strategy days, exactly as the Home Assistant side would cal
 * ``pv-clouds``: a workplace with more PV than load and many passing clouds; sessions are in
   the PV modes (``--pv-modes``: a mix of pv / min_pv / now by default), three-phase chargers
   switch to one phase (``--no-phase-switching`` to forbid it). Reported: the PV
-  self-consumption (and the building's alone), the EV energy from PV, starts and stops per EV
-  and hour, phase switches;
+  self-consumption (and the building's alone), the EV energy from PV, the starts and stops the
+  PV decided per EV and hour (not the start on arrival, nor the on/off of a car already full:
+  neither starts or stops any charging on the surplus) next to every setpoint on/off, phase
+  switches;
 * ``zni``: the EDF-SEI grid signal of a ZNI site in 10-minute slots (0 at the morning and
   evening peaks and in a few random slots, plus a 30-minute outage of the feed while the
   published value is 1); each charger is capped at ``--zni-fraction`` of its nominal power in
@@ -62,7 +64,7 @@ Numbers, not pass/fail: nothing here is a test (tests/test_ems_sim.py tests the 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 import json
 import math
@@ -223,6 +225,7 @@ class SessionReport:
     setpoints_sent: int = 0
     mode: str = "now"
     transitions: int = 0
+    pv_transitions: int = 0
     phase_switches: int = 0
 
 
@@ -253,9 +256,11 @@ class PvDayReport:
 
     ``self_consumption``: share of the PV used on site (building + cars);
     ``building_self_consumption``: what it would be without the cars; ``ev_from_pv_kwh``: car
-    energy covered by the PV left after the building. ``transitions_per_ev_hour``: starts and
-    stops of the PV-mode sessions per plugged hour (``..._max``: the worst session plugged for
-    at least an hour).
+    energy covered by the PV left after the building. ``transitions``: every setpoint on/off of
+    the PV-mode sessions; ``pv_transitions``: those the PV decided, that is without a start on
+    the session's first cycle (``min_pv`` starts on arrival: its minimum, not the surplus) and
+    without the on/off sent to a car already full (it charges neither way). ``..._per_ev_hour``:
+    per plugged hour (``..._max``: the worst session plugged for at least an hour).
     """
 
     pv_kwh: float
@@ -267,6 +272,9 @@ class PvDayReport:
     transitions: int
     transitions_per_ev_hour: float
     transitions_per_ev_hour_max: float
+    pv_transitions: int
+    pv_transitions_per_ev_hour: float
+    pv_transitions_per_ev_hour_max: float
     phase_switches: int
     by_mode: dict[str, dict[str, float]]
 
@@ -556,6 +564,8 @@ class _Car:
     """The phases the charger gives (1 once switched to one phase)."""
     sent_phases: int = 3
     charging: bool = False
+    cycled: bool = False
+    """Whether the EMS has run a cycle with this session (its first decision is the arrival one)."""
 
     def apply(self, value: float, phases: int) -> None:
         """The charger now applies ``value`` A on ``phases`` phases."""
@@ -784,6 +794,8 @@ class _Sim:
             if (value > 0) != car.charging:
                 car.charging = value > 0
                 car.report.transitions += 1
+                on_arrival = car.charging and not car.cycled
+                car.report.pv_transitions += not (on_arrival or car.delivered_wh >= car.need_wh - 1e-9)
             if phases != car.sent_phases:
                 car.sent_phases = phases
                 car.report.phase_switches += 1
@@ -792,6 +804,8 @@ class _Sim:
                 car.pending.clear()
             else:
                 car.pending.append((t + car.delay, value, phases))
+        for car in active:
+            car.cycled = True
 
     def zni_inputs(self, t: int) -> tuple[int | None, tuple[float, int] | None]:
         """The ZNI signal received at window second ``t`` and the next announced change (None: none)."""
@@ -1017,6 +1031,12 @@ class _Sim:
             entry["delivered_kwh"] = round(entry["delivered_kwh"] + car.delivered_wh / 1000, 3)
             entry["transitions"] += car.report.transitions
         transitions = sum(car.report.transitions for car in following)
+        decided = sum(car.report.pv_transitions for car in following)
+
+        def worst(count: Callable[[_Car], int]) -> float:
+            rates = (count(car) / ((car.departure - car.arrival) / 3600) for car in long_stays)
+            return round(max(rates, default=0.0), 3)
+
         return PvDayReport(
             pv_kwh=round(acc["pv"] / 1000, 3),
             exported_kwh=round(acc["export"] / 1000, 3),
@@ -1026,13 +1046,10 @@ class _Sim:
             ev_from_pv_kwh=round(acc["ev_pv"] / 1000, 3),
             transitions=transitions,
             transitions_per_ev_hour=round(transitions / hours, 3) if hours else 0.0,
-            transitions_per_ev_hour_max=round(
-                max(
-                    (car.report.transitions / ((car.departure - car.arrival) / 3600) for car in long_stays),
-                    default=0.0,
-                ),
-                3,
-            ),
+            transitions_per_ev_hour_max=worst(lambda car: car.report.transitions),
+            pv_transitions=decided,
+            pv_transitions_per_ev_hour=round(decided / hours, 3) if hours else 0.0,
+            pv_transitions_per_ev_hour_max=worst(lambda car: car.report.pv_transitions),
             phase_switches=sum(car.report.phase_switches for car in self.cars),
             by_mode=dict(sorted(by_mode.items())),
         )
@@ -1275,8 +1292,11 @@ def _pv_lines(pv: PvDayReport | None) -> list[str]:
         f"PV         {pv.pv_kwh:.1f} kWh produced, {pv.exported_kwh:.1f} kWh exported: self-consumption "
         f"{pv.self_consumption * 100:.1f} % (building alone {pv.building_self_consumption * 100:.1f} %); "
         f"cars {pv.ev_kwh:.1f} kWh, {pv.ev_from_pv_kwh:.1f} kWh of it from PV",
-        f"PV modes   {pv.transitions} starts/stops of PV-mode sessions: {pv.transitions_per_ev_hour:.2f} per EV and "
-        f"hour (worst session {pv.transitions_per_ev_hour_max:.2f}), {pv.phase_switches} phase switches; "
+        f"PV starts  {pv.pv_transitions} starts/stops of PV-mode sessions decided by the PV (not the start on "
+        f"arrival, not the on/off of a full car): {pv.pv_transitions_per_ev_hour:.2f} per EV and hour (worst "
+        f"session {pv.pv_transitions_per_ev_hour_max:.2f}); every setpoint on/off: {pv.transitions}, "
+        f"{pv.transitions_per_ev_hour:.2f} per EV and hour (worst {pv.transitions_per_ev_hour_max:.2f})",
+        f"PV modes   {pv.phase_switches} phase switches; "
         + "; ".join(
             f"{mode}: {int(e['sessions'])} x, {e['delivered_kwh']:.1f}/{e['requested_kwh']:.1f} kWh"
             for mode, e in pv.by_mode.items()

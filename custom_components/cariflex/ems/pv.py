@@ -61,6 +61,15 @@ class PvConfig:
     ``phase_switch_interval_s`` is the minimum time between two 1/3-phase switches of a
     charger, ``guard_s`` between a start and a stop (evcc's guard: it spares the contactors and
     the car). Grid readings older than ``data_timeout_s`` count as lost.
+
+    Flap damping: under passing clouds, a 180 s disable delay stops a car under most clouds, and
+    the car restarts as soon as the guard lets it, a few minutes later. So each cycle in which
+    the surplus stopped ``pv`` sessions counts as one stop of the site (a cloud shades all its
+    panels), and each such stop in the last ``flap_window_s`` doubles the disable delay, up to
+    ``disable_delay_max_s`` (180, 360, 720, 900 s by default): the cars ride short clouds out
+    at their minimum, and clouds shorter than 720 s stop them at most twice per window. A quiet
+    window brings the plain delay back; ``disable_delay_max_s`` <= ``disable_delay_s`` turns the
+    damping off (evcc's behaviour).
     """
 
     reserve_w: float = 0.0
@@ -73,6 +82,8 @@ class PvConfig:
     phase_switch_interval_s: float = 300.0
     guard_s: float = 300.0
     data_timeout_s: float = 60.0
+    flap_window_s: float = 7200.0
+    disable_delay_max_s: float = 900.0
 
     def __post_init__(self) -> None:
         values = (
@@ -84,9 +95,18 @@ class PvConfig:
             self.phase_switch_interval_s,
             self.guard_s,
             self.data_timeout_s,
+            self.flap_window_s,
+            self.disable_delay_max_s,
         )
         if not all(math.isfinite(value) and value >= 0 for value in values):
             raise EmsError("PV powers and durations must be finite and >= 0")
+
+    def disable_delay(self, recent_stops: int) -> float:
+        """The disable delay after ``recent_stops`` PV stops in the flap window (doubling, capped)."""
+        base = self.disable_delay_s
+        if recent_stops <= 0 or self.disable_delay_max_s <= base:
+            return base
+        return min(math.ldexp(base, min(recent_stops, 32)), self.disable_delay_max_s)
 
 
 def pv_surplus_w(
@@ -218,6 +238,18 @@ class PvController:
         self.voltage_v = voltage_v
         self.switcher = PhaseSwitcher(self.config.phase_switch_interval_s)
         self._state: dict[str, PvState] = {}
+        self._stops: list[float] = []
+
+    @property
+    def stops(self) -> Sequence[float]:
+        """When the surplus stopped ``pv`` sessions (once per cycle), as of the last cycle's flap window."""
+        return tuple(self._stops)
+
+    def recent_stops(self, now: float) -> int:
+        """How many PV stops happened in the ``flap_window_s`` before ``now`` (forgets the older ones)."""
+        window = self.config.flap_window_s
+        self._stops = [t for t in self._stops if now - t < window]
+        return len(self._stops)
 
     @property
     def states(self) -> Mapping[str, PvState]:
@@ -248,11 +280,12 @@ class PvController:
 
         Running sessions (``min_pv``, and ``pv`` ones enabled) first get their minimum power;
         when that is more than the budget, the lowest-ranked ``pv`` ones are short: they stay at
-        their minimum while their disable delay runs (or, when one phase would do, while a
-        switchable charger's switch to one phase is pending). Waiting ``pv`` sessions, in rank
-        order, run their enable delay while the room left covers their minimum. Starts and stops
-        of a session are at least ``guard_s`` apart. Switchable chargers then move between 1 and
-        3 phases, and the rest is shared as the allocator does: equal currents, up to the caps.
+        their minimum while their disable delay runs (longer after recent stops, see
+        :class:`PvConfig`; or, when one phase would do, while a switchable charger's switch to
+        one phase is pending). Waiting ``pv`` sessions, in rank order, run their enable delay
+        while the room left covers their minimum. Starts and stops of a session are at least
+        ``guard_s`` apart. Switchable chargers then move between 1 and 3 phases, and the rest is
+        shared as the allocator does: equal currents, up to the caps.
         """
         cfg = self.config
         volts = self.voltage_v
@@ -277,6 +310,7 @@ class PvController:
                 available[r.session_id] = remaining
         timers: dict[str, float | None] = {}
         stopped: set[str] = set()
+        disable_delay = cfg.disable_delay(self.recent_stops(now))
         for r in running:
             state = states[r.session_id]
             if r.mode is ChargeMode.MIN_PV:
@@ -290,12 +324,14 @@ class PvController:
             if r.session_id not in short or one_phase_would_do:
                 state.timer.reset()
                 continue
-            wait = self._wait(state, "disable", cfg.disable_delay_s, now)
+            wait = self._wait(state, "disable", disable_delay, now)
             timers[r.session_id] = wait
             if wait is None:
                 state.enabled = False
                 state.last_toggle = now
                 stopped.add(r.session_id)
+        if stopped:
+            self._stops.append(now)
         running = [r for r in running if r.session_id not in stopped]
         remaining = budget_w - sum(min_w(r) for r in running)
 
