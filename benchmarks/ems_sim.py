@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import json
 import math
 import random
@@ -775,7 +775,13 @@ class _Sim:
         started = time.perf_counter()
         if self.engine is not None:
             site = SiteInputs(grid_power_w=VOLTAGE_V * sum(meter), zni_signal=signal, zni_next=upcoming)
-            settings = {car.report.session_id: car.settings for car in active}
+            # A full car offered current says so (OCPP SuspendedEV): the PV modes keep no surplus for it.
+            settings = {
+                car.report.session_id: replace(
+                    car.settings, car_idle=car.applied >= CAR_MIN_A and car.delivered_wh >= car.need_wh - 1e-9
+                )
+                for car in active
+            }
             strategy = self.engine.cycle(now, tree, sessions, site, settings)
             self.evidence += len(strategy.evidence)
             self.delayed_s += len(strategy.zni.delayed) * self.config.cycle_s

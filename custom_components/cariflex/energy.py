@@ -88,7 +88,7 @@ from .ems.tariff import TariffOption, TariffPolicy, TariffState
 from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, SiteTree, per_phase
 from .ems.zni import ZniConfig, ZniSource
 from .modbus import Quantity
-from .ocpp.model import Connector
+from .ocpp.model import Connector, ConnectorStatus
 from .planning import ChargePlanner
 from .signal_sources import TariffSignals, ZniSignal
 
@@ -489,6 +489,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             phase_switching=bool(coordinator.settings.get(CONF_PHASE_SWITCHING)) and phases == 3,
             active_phases=_PHASE_COUNTS.get(connector.limit_phases or 0),
             pv_excluded=badge is not None and badge.pv_excluded,
+            car_idle=connector.status is ConnectorStatus.SUSPENDED_EV,
             guaranteed_min_a=None if badge is None else badge.guaranteed_min_a,
         )
 

@@ -283,3 +283,33 @@ async def test_a_charger_that_switches_phases_charges_a_small_surplus_on_one_pha
     await wait_for(lambda: cp1.connectors[1].number_phases == 3, timeout=10)
     assert (cp1.connectors[1].limit_a or 0) >= 6
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_full_car_in_pv_mode_keeps_no_surplus_from_the_next_one(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
+) -> None:
+    entry = await start_site(hass, ws_port)
+    coordinator = energy(entry)
+    config = coordinator.strategy.config
+    coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, guard_s=0)))
+    meter(hass, -5000)  # room for one car's minimum (4.1 kW), not two
+    cp1 = await charging(chargers, "CP1")
+    await select(hass, "select.cp1_charging_mode", "pv")
+    await cycle(hass, entry)
+    await wait_for(lambda: strategy_of(hass, "sensor.cp1_limit_reason") == "pv_surplus", timeout=10)
+    cp2 = await charging(chargers, "CP2")
+    await select(hass, "select.cp2_charging_mode", "pv")
+    await cycle(hass, entry)
+    assert strategy_of(hass, "sensor.cp2_limit_reason") == "pv_waiting_surplus"
+
+    # CP1's car is full: it says SuspendedEV and takes nothing; CP2 gets the surplus, CP1 keeps 6 A.
+    await cp1.status(1, "SuspendedEV")
+    await cycle(hass, entry)
+    await wait_for(lambda: (cp2.connectors[1].limit_a or 0) >= 6, timeout=10)
+    assert strategy_of(hass, "sensor.cp1_limit_reason") == "pv_car_idle"
+    assert cp1.connectors[1].limit_a == 6
+    await hass.config_entries.async_unload(entry.entry_id)

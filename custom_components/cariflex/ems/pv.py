@@ -45,6 +45,7 @@ class PvReason(StrEnum):
     MINIMUM = "pv_minimum"  # min_pv at its minimum: not enough surplus for more
     WAITING = "pv_waiting_surplus"  # pv, not charging: not enough surplus (or the enable delay runs)
     DISABLE_PENDING = "pv_disable_pending"  # pv, at its minimum: the surplus is short, the disable delay runs
+    CAR_IDLE = "pv_car_idle"  # the car takes nothing though it may (full, or its own timer): it holds no surplus
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,9 @@ class PvRequest:
     (ZNI). ``phases`` is what the charger uses now; ``switchable`` whether it may switch
     between 1 and 3 phases (``max_phases`` 3). ``car_phases``, when known, is how many phases
     the car draws on (a one-phase car on a three-phase charger needs, and takes, a third of the
-    power per ampere: switching its charger's phases would change nothing).
+    power per ampere: switching its charger's phases would change nothing). ``idle``: the car
+    takes nothing though it is offered current (OCPP SuspendedEV: full, or waiting on its own
+    timer).
     """
 
     session_id: str
@@ -157,6 +160,7 @@ class PvRequest:
     switchable: bool = False
     cap_w: float = math.inf
     car_phases: int | None = None
+    idle: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,11 +289,14 @@ class PvController:
         one phase is pending). Waiting ``pv`` sessions, in rank order, run their enable delay
         while the room left covers their minimum. Starts and stops of a session are at least
         ``guard_s`` apart. Switchable chargers then move between 1 and 3 phases, and the rest is
-        shared as the allocator does: equal currents, up to the caps.
+        shared as the allocator does: equal currents, up to the caps. An ``idle`` car keeps its
+        state and its minimum, outside the budget: a full car does not hold surplus back.
         """
         cfg = self.config
         volts = self.voltage_v
         states = {r.session_id: self.state(r.session_id, r.phases, r.mode is ChargeMode.MIN_PV) for r in requests}
+        idle = [r for r in requests if r.idle]
+        requests = [r for r in requests if not r.idle]
 
         def drawn(r: PvRequest) -> int:
             return _drawn_phases(r, states[r.session_id])
@@ -385,6 +392,11 @@ class PvController:
             outcomes[r.session_id] = PvOutcome(
                 r.session_id, round(current, 6), phases, reason, timer, round(current * volts * drawn(r), 3)
             )
+        for r in idle:  # offered its minimum so that it may resume, but none of the surplus is kept for it
+            state = states[r.session_id]
+            state.timer.reset()
+            offered = r.min_a if r.mode is ChargeMode.MIN_PV or state.enabled else 0.0
+            outcomes[r.session_id] = PvOutcome(r.session_id, offered, state.phases, PvReason.CAR_IDLE, None, 0.0)
         return outcomes
 
     def _wait(self, state: PvState, kind: str, delay_s: float, now: float) -> float | None:

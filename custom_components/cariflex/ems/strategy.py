@@ -118,7 +118,8 @@ class SessionSettings:
     modes (standard EMS instead). ``guaranteed_min_a``: a minimum current the user/badge always
     gets (within the ZNI cap and the tree). ``planner_target_w``: the planner's power for the
     current slot. ``nominal_power_w``: the charger's nominal power for the ZNI cap (None: its
-    maximum current on all its phases).
+    maximum current on all its phases). ``car_idle``: the car takes nothing though it may (OCPP
+    SuspendedEV), so a PV mode keeps no surplus for it.
     """
 
     mode: ChargeMode = ChargeMode.NOW
@@ -129,6 +130,7 @@ class SessionSettings:
     guaranteed_min_a: float | None = None
     planner_target_w: float | None = None
     nominal_power_w: float | None = None
+    car_idle: bool = False
 
 
 DEFAULT_SETTINGS = SessionSettings()
@@ -458,6 +460,7 @@ class StrategyEngine:
             switchable=facts.switchable,
             cap_w=zni.cap_w(charger.id),
             car_phases=self.pv.state(facts.session.id, facts.phases).car_phases,
+            idle=facts.settings.car_idle,
         )
 
     def _phases_for(self, facts: _Facts, zni: ZniDecision, now: float) -> tuple[int, float | None]:
