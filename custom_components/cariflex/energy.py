@@ -50,6 +50,7 @@ from .const import (
     CONF_PRIORITY,
     CONF_PV_DISABLE_DELAY,
     CONF_PV_ENABLE_DELAY,
+    CONF_PV_FORECAST_ENTITY,
     CONF_PV_POWER_ENTITY,
     CONF_PV_RESERVE,
     CONF_SUBSCRIBED_POWER,
@@ -251,6 +252,8 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self.strategy = StrategyEngine(self._strategy_config())
         self.planning = ChargePlanner(hass, self)
         self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
+        self.surplus_source: str | None = None
+        """Where the last cycle's PV surplus came from: meter, inverter or forecast (None: nowhere)."""
         self._sending: set[str] = set()
         self._applied_at: dict[str, float] = {}  # when each connector's latest setpoint was accepted
         self._desired: dict[str, tuple[float | None, int | None]] = {}  # (A, phases when switched)
@@ -422,7 +425,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             now,
             tree,
             sessions,
-            self._strategy_inputs(now_dt, meter_w, measured_at, inputs),
+            self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors),
             {
                 session_id(coordinator.charger_id, connector.connector_id): self._session_settings(
                     coordinator, connector, now
@@ -462,8 +465,17 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     # -------------------------------------------------------- strategies
     def _strategy_inputs(
-        self, now: datetime, meter_w: float | None, measured_at: float | None, inputs: SiteInputs
+        self,
+        now: datetime,
+        meter_w: float | None,
+        measured_at: float | None,
+        inputs: SiteInputs,
+        connectors: list[tuple[ChargerCoordinator, Connector]],
     ) -> StrategyInputs:
+        self.surplus_source = "meter" if meter_w is not None else None
+        if meter_w is None and not self.has_meter:
+            meter_w = self._estimated_grid_w(now, inputs, connectors)
+            measured_at = None if meter_w is None else now.timestamp()
         return StrategyInputs(
             grid_power_w=meter_w,
             grid_measured_at=measured_at,
@@ -474,6 +486,25 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             zni_next=self.zni.next_change(now),
             tariff=self.tariffs.state(now),
         )
+
+    def _estimated_grid_w(
+        self, now: datetime, inputs: SiteInputs, connectors: list[tuple[ChargerCoordinator, Connector]]
+    ) -> float | None:
+        """Without a grid meter (seed 004 A.8): the grid from the inverter's reading, else the PV forecast.
+
+        grid = the building's assumed load (the fallback load) + what the cars draw - production.
+        None when neither the inverter nor a forecast says anything (the PV modes then fall back).
+        """
+        production = inputs.pv_w
+        source = "inverter"
+        if production is None:
+            production, source = self.planning.forecast_now_w(now.timestamp()), "forecast"
+        if production is None:
+            return None
+        self.surplus_source = source
+        building_w = float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0)
+        cars_w = sum(connector.readings.power_w or 0.0 for _, connector in connectors)
+        return building_w + cars_w - production
 
     def _session_settings(self, coordinator: ChargerCoordinator, connector: Connector, now: float) -> SessionSettings:
         key = session_id(coordinator.charger_id, connector.connector_id)
@@ -586,6 +617,14 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     def has_meter(self) -> bool:
         """Whether the site measures its grid connection (a sensor or a Modbus device)."""
         return bool(self.runtime.setting(CONF_GRID_POWER_ENTITY)) or self.runtime.grid_meter() is not None
+
+    @property
+    def has_pv_data(self) -> bool:
+        """Whether the site knows its PV without a grid meter: an inverter (entity or Modbus) or a forecast entity."""
+        setting = self.runtime.setting
+        return bool(
+            setting(CONF_PV_POWER_ENTITY) or setting(CONF_PV_FORECAST_ENTITY) or self.runtime.meter_with_role(ROLE_PV)
+        )
 
     @property
     def meter_name(self) -> str:

@@ -245,6 +245,17 @@ class ChargePlanner:
             return None
         return round(max(target - soc, 0.0) / 100 * capacity / CHARGE_EFFICIENCY, 2)
 
+    def forecast_now_w(self, now: float) -> float | None:
+        """The PV power forecast for the current slot (None: no forecast covers it)."""
+        entity = self.energy.runtime.setting(CONF_PV_FORECAST_ENTITY)
+        start = slot_start(now)
+        if entity:
+            state = self.hass.states.get(entity)
+            if state is None or not (state.attributes.get("detailedForecast") or state.attributes.get("forecast")):
+                return None
+            return pv_forecast_w(state, start, slots=1)[0]
+        return self.dashboard.watts(start, slots=1)[0] if self.dashboard.series else None
+
     def target_w(self, key: str, phases: int, now: float) -> float | None:
         """A planned session's power for the current slot (None: not planned, or the plan is stale)."""
         plan = self.plan

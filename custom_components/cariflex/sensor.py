@@ -257,6 +257,7 @@ PV_SURPLUS = SiteSensorDescription(
     translation_key="pv_surplus",
     **_SITE_POWER,
     value_fn=lambda state: None if state.strategy is None else state.strategy.surplus_w,
+    attributes_fn=lambda energy: {"source": energy.surplus_source},  # meter, or without one inverter or forecast
 )
 ZNI_CAP = SiteSensorDescription(
     key="zni_cap",
@@ -413,7 +414,7 @@ async def async_setup_entry(
     energy = entry.runtime_data.energy
     assert energy is not None
     site_sensors = [*SITE_SENSORS]
-    if energy.has_meter:
+    if energy.has_meter or energy.has_pv_data:
         site_sensors.append(PV_SURPLUS)
     if energy.zni.enabled:
         site_sensors.append(ZNI_CAP)

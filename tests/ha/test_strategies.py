@@ -7,6 +7,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -312,4 +313,67 @@ async def test_a_full_car_in_pv_mode_keeps_no_surplus_from_the_next_one(
     await wait_for(lambda: (cp2.connectors[1].limit_a or 0) >= 6, timeout=10)
     assert strategy_of(hass, "sensor.cp1_limit_reason") == "pv_car_idle"
     assert cp1.connectors[1].limit_a == 6
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_without_a_grid_meter_pv_modes_follow_the_inverter_then_the_forecast(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    ws_port: int,
+    chargers: ChargerFactory,
+    entity_registry_enabled_by_default: None,
+) -> None:
+    """Seed 004 A.8: no inverter data -> the forecast; no PV data at all -> the standard sharing."""
+    hass.states.async_set("sensor.inverter", "7000", {"unit_of_measurement": "W", "device_class": "power"})
+    now = dt_util.utcnow().timestamp()
+    forecast = [
+        {"period_start": dt_util.utc_from_timestamp(now - 600 + 1800 * k).isoformat(), "pv_estimate": 3.0}
+        for k in range(4)
+    ]
+    hass.states.async_set("sensor.solcast_today", "10", {"detailedForecast": forecast})
+    entry = site_entry(
+        ws_port,
+        chargers={"CP1": {}},
+        options={
+            "subscribed_power_kw": 22.0,
+            "main_breaker_a": 32.0,
+            "meter_fallback_w": 1000,  # the building's assumed load
+            "pv_power_entity": "sensor.inverter",
+            "pv_forecast_entity": "sensor.solcast_today",
+            "pv_enable_delay_s": 0,
+            "pv_disable_delay_s": 0,
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = energy(entry)
+    coordinator.regulator = Regulator(replace(coordinator.regulator.config, hold_s=0))
+    config = coordinator.strategy.config
+    coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, guard_s=0)))
+    await coordinator.async_set_mode(EmsMode.ON)
+    cp1 = await charging(chargers, "CP1")
+    await select(hass, "select.cp1_charging_mode", "pv")
+    # The inverter: 7 kW - 1 kW of building = 6 kW for the car (8 A on three phases).
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 8, timeout=10)
+    surplus = hass.states.get("sensor.test_site_pv_surplus")
+    assert surplus is not None
+    assert float(surplus.state) == pytest.approx(6.0)
+    assert surplus.attributes["source"] == "inverter"
+
+    # The inverter goes silent: the forecast's 3 kW now, 2 kW for the car, too little for 6 A on three phases.
+    hass.states.async_set("sensor.inverter", "unavailable")
+    await cycle(hass, entry)
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 0, timeout=10)
+    assert strategy_of(hass, "sensor.cp1_limit_reason") == "pv_waiting_surplus"
+    assert hass.states.get("sensor.test_site_pv_surplus").attributes["source"] == "forecast"  # type: ignore[union-attr]
+
+    # No PV data at all: the standard sharing, and a repair issue says why.
+    hass.states.async_set("sensor.solcast_today", "unavailable")
+    await cycle(hass, entry)
+    await wait_for(lambda: (cp1.connectors[1].limit_a or 0) > 8, timeout=10)
+    assert strategy_of(hass, "sensor.cp1_limit_reason") == "pv_data_lost"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"pv_data_lost_{entry.entry_id}") is not None
     await hass.config_entries.async_unload(entry.entry_id)
