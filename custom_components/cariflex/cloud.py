@@ -43,7 +43,14 @@ from .const import (
 from .ocpp.model import Charger, ConnectorStatus, Session
 from .ocpp.v16 import STATUS_MAP
 from .ocpp.v201 import CONNECTOR_STATUS
-from .uplink import AsyncRoamingTokenStore, AsyncUplinkQueue, UplinkClient, UplinkState
+from .uplink import (
+    AsyncRoamingTokenStore,
+    AsyncUplinkQueue,
+    QueueClosedError,
+    QueueError,
+    UplinkClient,
+    UplinkState,
+)
 
 if TYPE_CHECKING:
     from .coordinator import ChargerCoordinator
@@ -167,7 +174,12 @@ class CloudLink:
     async def _append(self, kind: str, data: dict[str, Any]) -> None:
         if self.queue is None:
             return
-        await self.queue.append(kind, data, dt_util.utcnow())
+        try:
+            await self.queue.append(kind, data, dt_util.utcnow())
+        except QueueClosedError:  # the site stops: the next start sends the inventory afresh
+            _LOGGER.debug("Uplink event %s after the queue closed: not queued", kind)
+        except QueueError as err:
+            _LOGGER.error("Uplink event %s not queued: %s", kind, err)
 
     def _spawn(self, kind: str, data: dict[str, Any]) -> None:
         self.runtime.spawn(self._append(kind, data), f"cariflex uplink {kind}")

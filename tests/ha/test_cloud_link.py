@@ -131,7 +131,13 @@ async def test_the_site_keeps_its_events_while_the_cloud_is_down_and_a_bad_token
     assert state_of(hass, "binary_sensor.test_site_cloud_connection") == "off"
     await cloud.start()
     await wait_for(lambda: {"inventory", "status"} <= set(kinds(cloud.path)), timeout=30)
+    link = entry.runtime_data.cloud
+    assert link is not None
     await hass.config_entries.async_unload(entry.entry_id)
+    # A charger event that lands while the site stops: not queued, and no error escapes.
+    assert link.queue is not None
+    assert link.queue.queue.closed
+    await link._append("status", {"charger_id": "CP1", "connector_id": 1, "status": "Unavailable"})
 
     # A token the cloud does not know: a repair issue, and the events stay queued.
     other = await linked_site(hass, free_port(), cloud.url, "not-a-token")

@@ -341,7 +341,7 @@ async def test_queue_failure_means_reconnect(
     peer, client = await run(script)
     await wait_for(lambda: len(peer.hellos) >= 2)
     assert not client.connected
-    assert "closed database" in caplog.text
+    assert "is closed" in caplog.text
 
 
 async def test_listeners_hear_about_state_and_queue(run: Any, queue: AsyncUplinkQueue) -> None:

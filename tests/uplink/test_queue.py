@@ -13,7 +13,14 @@ import uuid
 
 import pytest
 
-from custom_components.cariflex.uplink import AsyncUplinkQueue, QueuedEvent, QueueError, Reconciliation, UplinkQueue
+from custom_components.cariflex.uplink import (
+    AsyncUplinkQueue,
+    QueueClosedError,
+    QueuedEvent,
+    QueueError,
+    Reconciliation,
+    UplinkQueue,
+)
 
 AT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
@@ -257,8 +264,11 @@ def test_unusable_path_is_a_queue_error(tmp_path: Path) -> None:
 def test_closed_queue_is_a_queue_error(path: Path) -> None:
     queue = open_queue(path)
     queue.close()
-    with pytest.raises(QueueError, match="closed database"):
+    assert queue.closed
+    with pytest.raises(QueueClosedError, match="is closed"):
         queue.pending()
+    with pytest.raises(QueueError):
+        queue.append("status", {"charger_id": "CP1"}, clock())
 
 
 # -- the event loop wrapper ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .client import UplinkClient, UplinkState, backoff_delay
 from .protocol import AUTHORIZE_TIMEOUT, COMMAND_NAMES, COMMAND_RESULTS, EVENT_KINDS, PROTOCOL_VERSION
-from .queue import AsyncUplinkQueue, QueuedEvent, QueueError, Reconciliation, UplinkQueue
+from .queue import AsyncUplinkQueue, QueueClosedError, QueuedEvent, QueueError, Reconciliation, UplinkQueue
 from .token_list import AsyncRoamingTokenStore, RoamingTokenStore, TokenListError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AsyncRoamingTokenStore",
     "AsyncUplinkQueue",
+    "QueueClosedError",
     "QueueError",
     "QueuedEvent",
     "Reconciliation",

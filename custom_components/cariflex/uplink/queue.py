@@ -47,6 +47,10 @@ class QueueError(Exception):
     """The queue cannot do what was asked (disk full, file locked, unreadable...)."""
 
 
+class QueueClosedError(QueueError):
+    """The queue was closed (the site is stopping): nothing more can be queued."""
+
+
 class _CorruptError(Exception):
     """SQLite says the file is not a sound database."""
 
@@ -96,6 +100,7 @@ class UplinkQueue:
         """Corrupt files renamed aside by this object (the Home Assistant glue reports them)."""
         self._now = now
         self._lock = threading.Lock()
+        self.closed = False
         self._length = 0
         self._last_seq = 0
         self._last_ack_time: datetime | None = None
@@ -220,14 +225,17 @@ class UplinkQueue:
         return self._run(op)
 
     def close(self) -> None:
-        """Close the file (the queue cannot be used afterwards)."""
+        """Close the file (the queue cannot be used afterwards: :class:`QueueClosedError`)."""
         with self._lock:
+            self.closed = True
             self._conn.close()
 
     # -- plumbing -----------------------------------------------------------------------------
 
     def _run[T](self, op: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
+            if self.closed:
+                raise QueueClosedError(f"uplink queue {self.path} is closed")
             try:
                 return op(self._conn)
             except sqlite3.DatabaseError as exc:
