@@ -31,9 +31,16 @@ async def start_site(
     ws_port: int,
     ems: EmsMode = EmsMode.ON,
     cp1: dict[str, Any] | None = None,
+    *,
+    grid_meter: bool = True,
+    pv: dict[str, float] | None = None,
     **options: Any,
 ) -> MockConfigEntry:
-    """A 3-phase site (32 A breaker, 22 kW, grid meter), two 32 A chargers (CP1's extra settings), the options."""
+    """A 3-phase site (32 A breaker, 22 kW, grid meter), two 32 A chargers (CP1's extra settings), the options.
+
+    ``pv``: PV settings the options do not offer (the guard time, the minimum time between phase
+    switches), 0 in the tests that are not about them (tests/ems covers them).
+    """
     hass.states.async_set(METER, "0", {"unit_of_measurement": "W", "device_class": "power"})
     entry = site_entry(
         ws_port,
@@ -41,7 +48,7 @@ async def start_site(
         options={
             "subscribed_power_kw": 22.0,
             "main_breaker_a": 32.0,
-            "grid_power_entity": METER,
+            **({"grid_power_entity": METER} if grid_meter else {}),
             "pv_enable_delay_s": 0,
             "pv_disable_delay_s": 0,
             **options,
@@ -53,6 +60,9 @@ async def start_site(
     # A paused session normally waits 60 s before it restarts (tests/ems covers it): not here.
     coordinator = energy(entry)
     coordinator.regulator = Regulator(replace(coordinator.regulator.config, hold_s=0))
+    if pv:
+        config = coordinator.strategy.config
+        coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, **pv)))
     await coordinator.async_set_mode(ems)
     return entry
 
@@ -251,11 +261,9 @@ async def test_a_charger_that_switches_phases_charges_a_small_surplus_on_one_pha
     chargers: ChargerFactory,
     entity_registry_enabled_by_default: None,
 ) -> None:
-    entry = await start_site(hass, ws_port, cp1={"phase_switching": True})
-    coordinator = energy(entry)
-    config = coordinator.strategy.config
-    # No minimum time between switches, nor between a stop and a start (tests/ems covers them).
-    coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, phase_switch_interval_s=0, guard_s=0)))
+    entry = await start_site(
+        hass, ws_port, cp1={"phase_switching": True}, pv={"phase_switch_interval_s": 0, "guard_s": 0}
+    )
     cp1 = await charging(chargers, "CP1")
     cp2 = await charging(chargers, "CP2")
     await select(hass, "select.cp1_charging_mode", "pv")
@@ -293,10 +301,7 @@ async def test_a_full_car_in_pv_mode_keeps_no_surplus_from_the_next_one(
     chargers: ChargerFactory,
     entity_registry_enabled_by_default: None,
 ) -> None:
-    entry = await start_site(hass, ws_port)
-    coordinator = energy(entry)
-    config = coordinator.strategy.config
-    coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, guard_s=0)))
+    entry = await start_site(hass, ws_port, pv={"guard_s": 0})
     meter(hass, -5000)  # room for one car's minimum (4.1 kW), not two
     cp1 = await charging(chargers, "CP1")
     await select(hass, "select.cp1_charging_mode", "pv")
@@ -331,27 +336,15 @@ async def test_without_a_grid_meter_pv_modes_follow_the_inverter_then_the_foreca
         for k in range(4)
     ]
     hass.states.async_set("sensor.solcast_today", "10", {"detailedForecast": forecast})
-    entry = site_entry(
+    entry = await start_site(
+        hass,
         ws_port,
-        chargers={"CP1": {}},
-        options={
-            "subscribed_power_kw": 22.0,
-            "main_breaker_a": 32.0,
-            "meter_fallback_w": 1000,  # the building's assumed load
-            "pv_power_entity": "sensor.inverter",
-            "pv_forecast_entity": "sensor.solcast_today",
-            "pv_enable_delay_s": 0,
-            "pv_disable_delay_s": 0,
-        },
+        grid_meter=False,
+        pv={"guard_s": 0},
+        meter_fallback_w=1000,  # the building's assumed load
+        pv_power_entity="sensor.inverter",
+        pv_forecast_entity="sensor.solcast_today",
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    coordinator = energy(entry)
-    coordinator.regulator = Regulator(replace(coordinator.regulator.config, hold_s=0))
-    config = coordinator.strategy.config
-    coordinator.strategy = StrategyEngine(replace(config, pv=replace(config.pv, guard_s=0)))
-    await coordinator.async_set_mode(EmsMode.ON)
     cp1 = await charging(chargers, "CP1")
     await select(hass, "select.cp1_charging_mode", "pv")
     # The inverter: 7 kW - 1 kW of building = 6 kW for the car (8 A on three phases).
