@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -168,8 +169,9 @@ async def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "db.sqlite3")
     await (await SqliteDatabase.open(path)).close()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x')")
+        conn.commit()
     with pytest.raises(MigrationError, match="newer than this program"):
         await SqliteDatabase.open(path)
 
@@ -181,7 +183,7 @@ async def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: 
     path = str(tmp_path / "db.sqlite3")
     with pytest.raises(MigrationError, match="broken failed"):
         await SqliteDatabase.open(path)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
     assert "extra" not in tables
@@ -236,7 +238,8 @@ async def test_parties_and_sites(tmp_path: Path) -> None:
         # Only a digest of the token is stored.
         rows = await cpo.ctx.db.fetchall("SELECT token_hash FROM sites WHERE id = 'depot-1'")
         assert rows == [{"token_hash": hashlib.sha256(named["token"].encode()).hexdigest()}]
-        dump = "\n".join(sqlite3.connect(cpo.config.database.path).iterdump())
+        with contextlib.closing(sqlite3.connect(cpo.config.database.path)) as conn:
+            dump = "\n".join(conn.iterdump())
         assert named["token"] not in dump
 
         rotated = await cpo.ok("rotate-site-token", "depot-1")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
 from datetime import UTC, datetime, timedelta
 import json
 import logging
@@ -650,7 +651,7 @@ def test_a_corrupt_list_is_set_aside(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert (store.count, store.synced_at, store.fresh_at) == (1, at, at)
     store.replace([RoamingToken.from_wire(token(f"T{n:04}")) for n in range(500)], at)
     # Corrupted while open: set aside at the next operation, which then runs on a fresh list.
-    with sqlite3.connect(path, isolation_level=None) as other:  # makes the store re-read its pages
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:  # makes the store re-read its pages
         other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         other.execute("INSERT OR REPLACE INTO meta VALUES ('touched', '1')")
         size = path.stat().st_size

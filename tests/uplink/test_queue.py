@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 import logging
 import math
@@ -240,7 +241,7 @@ def test_damaged_pages_are_found_at_open(path: Path) -> None:
 def test_corruption_found_while_running(path: Path) -> None:
     queue = open_queue(path)
     fill(queue, 300)
-    with sqlite3.connect(path, isolation_level=None) as other:  # makes the queue re-read its pages
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:  # makes the queue re-read its pages
         other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         other.execute("INSERT OR REPLACE INTO meta VALUES ('touched', '1')")
         size = path.stat().st_size
