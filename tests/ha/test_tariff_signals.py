@@ -1,4 +1,5 @@
-"""Tariff signals in a real Home Assistant: RTE's Tempo and EcoWatt (a local fake of the portal), the weekend policy.
+"""Grid and tariff signals in a real Home Assistant: RTE's Tempo and EcoWatt, the EDF open-data ZNI signal
+(local fakes of both portals), the weekend policy.
 
 The fake follows RTE's documented contract (tests/signals/fakes.py, recorded payloads); its
 calendar and signals are written for today so that the live clock of the test picks them.
@@ -27,7 +28,7 @@ from custom_components.cariflex.signals.timeutil import PARIS
 from tests.conftest import ChargerFactory, free_port, state_of, wait_for
 from tests.ha.test_config_flow import options_page
 from tests.ha.test_strategies import charging, cycle, energy, meter, select, start_site, strategy_of
-from tests.signals.fakes import RTE_CLIENT_ID, RTE_CLIENT_SECRET, FakeRte
+from tests.signals.fakes import DATASET_ID, ODS_API_KEY, RTE_CLIENT_ID, RTE_CLIENT_SECRET, FakeOpendatasoft, FakeRte
 
 pytestmark = pytest.mark.usefixtures("socket_enabled", "entity_registry_enabled_by_default")
 
@@ -208,4 +209,59 @@ async def test_the_weekend_policy_reaches_every_chargers_strategy_settings(
     assert settings.tariff.policy(weekend=True) is TariffPolicy.OFFPEAK_AVOID_RED
     assert settings.tariff.policy(weekend=False) is TariffPolicy.IGNORE
     assert cp1.connectors[1].transaction_id is not None
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[tuple[FakeOpendatasoft, str]]:
+    """The EDF open-data portal, faked on 127.0.0.1: the signal at 0 now, back to 1 in 40 minutes."""
+    now = dt_util.utcnow()
+    start = now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0) - timedelta(hours=2)
+    rows = [
+        {"horodate": (start + timedelta(minutes=10 * k)).isoformat(), "signal": 1 if k < 12 or k > 15 else 0}
+        for k in range(36)
+    ]
+    fake = FakeOpendatasoft(rows=rows)
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, str(server.make_url("/"))
+    fake.release.set()
+    await server.close()
+
+
+async def test_the_zni_signal_from_the_edf_portal_caps_the_chargers_and_announces_its_end(
+    hass: HomeAssistant, ws_port: int, chargers: ChargerFactory, portal: tuple[FakeOpendatasoft, str]
+) -> None:
+    fake, url = portal
+    entry = await start_site(
+        hass,
+        ws_port,
+        zni_enabled=True,
+        zni_base_url=url,
+        zni_dataset=DATASET_ID,
+        zni_api_key=ODS_API_KEY,
+        subscribed_power_kw=36.0,
+    )
+    zni = energy(entry).zni
+    await wait_for(lambda: zni.last_fetch is not None, timeout=10)
+    assert zni.source == "portal"
+    assert fake.auth_headers[0] == f"Apikey {ODS_API_KEY}"
+    now = dt_util.utcnow()
+    assert zni.value(now) == 0
+    change = zni.next_change(now)
+    assert change is not None
+    assert change[1] == 1
+    assert 0 < change[0] - now.timestamp() <= 40 * 60
+
+    cp1 = await charging(chargers, "CP1")
+    meter(hass, 0)
+    await cycle(hass, entry)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 16, timeout=10)  # half of 32 A
+    assert strategy_of(hass, "sensor.cp1_limit_reason") == "zni_cap"
+
+    # The portal fails: the error is kept, the slots already read stay in use.
+    fake.mode = "error500"
+    await zni.async_fetch()
+    assert zni.last_error is not None
+    assert zni.value(dt_util.utcnow()) == 0
     await hass.config_entries.async_unload(entry.entry_id)
