@@ -102,6 +102,8 @@ from .const import (
     CONF_ZNI_FRACTION,
     CONF_ZNI_MAX_SESSIONS,
     CONF_ZNI_SAFE_DEFAULT,
+    CONF_ZNI_TERRITORY,
+    CONF_ZNI_TERRITORY_FIELD,
     CONF_ZNI_TIME_FIELD,
     CONF_ZNI_URL,
     CONF_ZNI_VALUE_FIELD,
@@ -130,6 +132,7 @@ from .meters import async_load_profile, make_device
 from .modbus import ModbusConnectionError, ModbusError, available_profiles
 from .ocpp.server import build_ssl_context
 from .ocpp.site import UnknownChargerPolicy, hash_password
+from .signal_sources import zni_portal_client
 from .signals import (
     RTE_BASE_URL,
     RteApi,
@@ -482,6 +485,7 @@ class CariflexOptionsFlow(OptionsFlow):
         """The EDF-SEI grid signal of island grids: its source, the cap it imposes, the safe default."""
         schema = vol.Schema(_zni_options_schema(dict(self.config_entry.options)))
         errors: dict[str, str] = {}
+        placeholders = {"detail": ""}
         if user_input is not None:
             remote = [user_input.get(key) for key in (CONF_ZNI_URL, CONF_ZNI_DATASET)]
             if any(remote) and not all(remote):
@@ -489,9 +493,19 @@ class CariflexOptionsFlow(OptionsFlow):
             elif user_input.get(CONF_ZNI_ENABLED) and not user_input.get(CONF_ZNI_ENTITY) and not all(remote):
                 errors["base"] = "zni_no_source"
             else:
-                return self._save(user_input, schema)
+                try:
+                    if all(remote):
+                        zni_portal_client(self.hass, user_input)
+                except SignalConfigError as err:
+                    errors["base"] = "zni_invalid_portal"
+                    placeholders["detail"] = str(err)
+                else:
+                    return self._save(user_input, schema)
         return self.async_show_form(
-            step_id="zni", data_schema=self.add_suggested_values_to_schema(schema, user_input or {}), errors=errors
+            step_id="zni",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_cloud(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -627,6 +641,8 @@ def _zni_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
         ),
         vol.Required(CONF_ZNI_TIME_FIELD, default=defaults.get(CONF_ZNI_TIME_FIELD, "horodate")): str,
         vol.Required(CONF_ZNI_VALUE_FIELD, default=defaults.get(CONF_ZNI_VALUE_FIELD, "signal")): str,
+        vol.Optional(CONF_ZNI_TERRITORY, description=_suggested(defaults, CONF_ZNI_TERRITORY)): str,
+        vol.Optional(CONF_ZNI_TERRITORY_FIELD, description=_suggested(defaults, CONF_ZNI_TERRITORY_FIELD)): str,
     }
 
 

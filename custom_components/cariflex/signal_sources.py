@@ -35,6 +35,8 @@ from .const import (
     CONF_ZNI_DATASET,
     CONF_ZNI_ENABLED,
     CONF_ZNI_ENTITY,
+    CONF_ZNI_TERRITORY,
+    CONF_ZNI_TERRITORY_FIELD,
     CONF_ZNI_TIME_FIELD,
     CONF_ZNI_URL,
     CONF_ZNI_VALUE_FIELD,
@@ -77,6 +79,20 @@ def binary_signal(state: State | None) -> int | None:
     return None
 
 
+def zni_portal_client(hass: HomeAssistant, settings: Mapping[str, Any]) -> ZniSignalClient:
+    """The EDF open-data client the settings describe (``SignalConfigError`` names a bad one; no request sent)."""
+    return ZniSignalClient(
+        async_get_clientsession(hass),
+        base_url=str(settings[CONF_ZNI_URL]),
+        dataset_id=str(settings[CONF_ZNI_DATASET]).strip(),
+        api_key=settings.get(CONF_ZNI_API_KEY) or None,
+        time_field=str(settings.get(CONF_ZNI_TIME_FIELD, "horodate")).strip(),
+        value_field=str(settings.get(CONF_ZNI_VALUE_FIELD, "signal")).strip(),
+        territory=str(settings.get(CONF_ZNI_TERRITORY) or "").strip() or None,
+        territory_field=str(settings.get(CONF_ZNI_TERRITORY_FIELD) or "").strip() or None,
+    )
+
+
 class ZniSignal:
     """The ZNI grid signal of a site: from an entity, or from the EDF open-data portal."""
 
@@ -109,14 +125,7 @@ class ZniSignal:
         if not self.enabled or self.entity_id or not (settings.get(CONF_ZNI_URL) and settings.get(CONF_ZNI_DATASET)):
             return
         try:
-            self.client = ZniSignalClient(
-                async_get_clientsession(self.hass),
-                base_url=str(settings[CONF_ZNI_URL]),
-                dataset_id=str(settings[CONF_ZNI_DATASET]),
-                api_key=settings.get(CONF_ZNI_API_KEY) or None,
-                time_field=str(settings.get(CONF_ZNI_TIME_FIELD, "horodate")),
-                value_field=str(settings.get(CONF_ZNI_VALUE_FIELD, "signal")),
-            )
+            self.client = zni_portal_client(self.hass, settings)
         except SignalError as err:
             self.last_error = str(err)
             _LOGGER.error("ZNI signal portal misconfigured: %s (the safe default applies)", err)

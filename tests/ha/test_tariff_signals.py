@@ -265,3 +265,30 @@ async def test_the_zni_signal_from_the_edf_portal_caps_the_chargers_and_announce
     assert zni.last_error is not None
     assert zni.value(dt_util.utcnow()) == 0
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_zni_page_checks_the_portal_settings_and_filters_a_territory(
+    hass: HomeAssistant, ws_port: int, portal: tuple[FakeOpendatasoft, str]
+) -> None:
+    fake, url = portal
+    for row in fake.rows:
+        row["territoire"] = "Martinique"
+    fake.rows += [{**row, "territoire": "Guadeloupe", "signal": 1} for row in fake.rows]
+    entry = await start_site(hass, ws_port)
+    portal_options = {"zni_enabled": True, "zni_base_url": url, "zni_dataset": DATASET_ID, "zni_api_key": ODS_API_KEY}
+    result = await options_page(hass, entry, "zni", {**portal_options, "zni_territory": "Martinique"})
+    assert result["errors"] == {"base": "zni_invalid_portal"}
+    assert "territory" in result["description_placeholders"]["detail"]
+    result = await options_page(hass, entry, "zni", {**portal_options, "zni_dataset": "not a dataset id!"})
+    assert result["errors"] == {"base": "zni_invalid_portal"}
+
+    result = await options_page(
+        hass, entry, "zni", {**portal_options, "zni_territory": "Martinique", "zni_territory_field": "territoire"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # the site reloads with the portal
+    zni = energy(entry).zni
+    await wait_for(lambda: zni.last_fetch is not None, timeout=10)
+    assert fake.requests[-1]["where"].endswith('AND territoire = "Martinique"')
+    assert zni.value(dt_util.utcnow()) == 0  # Guadeloupe's 1 is not ours
+    await hass.config_entries.async_unload(entry.entry_id)
