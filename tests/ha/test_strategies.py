@@ -21,6 +21,8 @@ from custom_components.cariflex.energy import EmsMode, EnergyCoordinator
 from simulator.charger16 import SimCharger16
 from tests.conftest import ChargerFactory, site_entry, state_of, wait_for
 
+pytestmark = pytest.mark.usefixtures("socket_enabled", "entity_registry_enabled_by_default")
+
 METER = "sensor.grid_power"
 SIGNAL = "binary_sensor.edf_signal"
 VOLTS = 230.0
@@ -103,10 +105,8 @@ async def select(hass: HomeAssistant, entity_id: str, option: str) -> None:
 
 async def test_the_charging_mode_select_changes_the_chargers_profile(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     entry = await start_site(hass, ws_port)
     cp1 = await charging(chargers, "CP1")
@@ -140,10 +140,8 @@ async def test_the_charging_mode_select_changes_the_chargers_profile(
 
 async def test_a_zni_signal_at_0_halves_every_charger_within_one_cycle(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     hass.states.async_set(SIGNAL, "on")
     entry = await start_site(hass, ws_port, zni_enabled=True, zni_entity=SIGNAL, subscribed_power_kw=36.0)
@@ -187,10 +185,8 @@ async def test_a_zni_signal_at_0_halves_every_charger_within_one_cycle(
 
 async def test_the_zni_cap_applies_even_with_the_energy_manager_off(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     hass.states.async_set(SIGNAL, "1")
     entry = await start_site(hass, ws_port, EmsMode.OFF, zni_enabled=True, zni_entity=SIGNAL, zni_fraction=25)
@@ -206,10 +202,8 @@ async def test_the_zni_cap_applies_even_with_the_energy_manager_off(
 
 async def test_an_off_peak_policy_waits_for_off_peak_hours(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     hass.states.async_set("binary_sensor.off_peak", "off")
     entry = await start_site(hass, ws_port, offpeak_entity="binary_sensor.off_peak")
@@ -228,10 +222,8 @@ async def test_an_off_peak_policy_waits_for_off_peak_hours(
 
 async def test_a_badge_excluded_from_pv_charges_at_once_and_a_guaranteed_minimum_holds(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     entry = await start_site(hass, ws_port)
     entry.runtime_data.badges.upsert(Badge("DOCTOR", "On call", pv_excluded=True))
@@ -256,10 +248,8 @@ async def test_a_badge_excluded_from_pv_charges_at_once_and_a_guaranteed_minimum
 
 async def test_a_charger_that_switches_phases_charges_a_small_surplus_on_one_phase(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     entry = await start_site(
         hass, ws_port, cp1={"phase_switching": True}, pv={"phase_switch_interval_s": 0, "guard_s": 0}
@@ -296,10 +286,8 @@ async def test_a_charger_that_switches_phases_charges_a_small_surplus_on_one_pha
 
 async def test_a_full_car_in_pv_mode_keeps_no_surplus_from_the_next_one(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     entry = await start_site(hass, ws_port, pv={"guard_s": 0})
     meter(hass, -5000)  # room for one car's minimum (4.1 kW), not two
@@ -323,10 +311,8 @@ async def test_a_full_car_in_pv_mode_keeps_no_surplus_from_the_next_one(
 
 async def test_without_a_grid_meter_pv_modes_follow_the_inverter_then_the_forecast(
     hass: HomeAssistant,
-    socket_enabled: None,
     ws_port: int,
     chargers: ChargerFactory,
-    entity_registry_enabled_by_default: None,
 ) -> None:
     """Seed 004 A.8: no inverter data -> the forecast; no PV data at all -> the standard sharing."""
     hass.states.async_set("sensor.inverter", "7000", {"unit_of_measurement": "W", "device_class": "power"})
