@@ -40,6 +40,7 @@ from .const import (
     DEFAULT_VOLTAGE,
     DOMAIN,
 )
+from .issues import RepairIssue
 from .ocpp.model import Charger, ConnectorStatus, Session
 from .ocpp.v16 import STATUS_MAP
 from .ocpp.v201 import CONNECTOR_STATUS
@@ -88,7 +89,7 @@ class CloudLink:
         self._updates: dict[str, datetime] = {}
         self._listeners: list[Callable[[], None]] = []
         self._unsubscribe: list[Callable[[], None]] = []
-        self._auth_issue = False
+        self._auth_issue = RepairIssue(hass, runtime.entry.entry_id, "cloud_auth_failed", ir.IssueSeverity.ERROR)
 
     @property
     def path(self) -> Path:
@@ -141,22 +142,8 @@ class CloudLink:
 
     @callback
     def _auth_issue_update(self) -> None:
-        issue_id = f"cloud_auth_failed_{self.runtime.entry.entry_id}"
         failed = self.client is not None and self.client.state is UplinkState.AUTH_FAILED
-        if failed and not self._auth_issue:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="cloud_auth_failed",
-                translation_placeholders={"url": self.url},
-            )
-            self._auth_issue = True
-        elif not failed and self._auth_issue:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
-            self._auth_issue = False
+        self._auth_issue.set(failed, {"url": self.url})
 
     # ---------------------------------------------------------------- badges
     async def async_authorize(self, charger: Charger, id_tag: str) -> AuthResult | None:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN, UnitOfPower
 from homeassistant.core import HomeAssistant, State, callback
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
@@ -88,6 +87,7 @@ from .ems.strategy import (
 from .ems.tariff import TariffOption, TariffPolicy, TariffState
 from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, SiteTree, per_phase
 from .ems.zni import ZniConfig, ZniSource
+from .issues import RepairIssue
 from .modbus import Quantity
 from .ocpp.model import Connector, ConnectorStatus
 from .planning import ChargePlanner
@@ -257,8 +257,8 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self._sending: set[str] = set()
         self._applied_at: dict[str, float] = {}  # when each connector's latest setpoint was accepted
         self._desired: dict[str, tuple[float | None, int | None]] = {}  # (A, phases when switched)
-        self._issue_open = False
-        self._open_issues: set[str] = set()
+        self._meter_issue = RepairIssue(hass, entry.entry_id, "meter_unavailable")
+        self._issues = {key: RepairIssue(hass, entry.entry_id, key) for key in ("zni_unavailable", "pv_data_lost")}
         self.data = EnergyState(self.mode, EmsStatus.OFF if self.mode is EmsMode.OFF else EmsStatus.IDLE)
 
     # ------------------------------------------------------------ settings
@@ -572,22 +572,8 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     @callback
     def _issue(self, key: str, active: bool, placeholders: dict[str, str]) -> None:
-        issue_id = f"{key}_{self.runtime.entry.entry_id}"
-        if active and issue_id not in self._open_issues:
+        if self._issues[key].set(active, placeholders) and active:
             _LOGGER.warning("%s: %s", key, placeholders)
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key=key,
-                translation_placeholders=placeholders,
-            )
-            self._open_issues.add(issue_id)
-        elif not active and issue_id in self._open_issues:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
-            self._open_issues.discard(issue_id)
 
     @staticmethod
     def _lowers(result: RegulatorResult, key: str) -> bool:
@@ -909,24 +895,11 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
     def _set_meter_issue(self, meter_w: float | None) -> None:
         """A repair issue while the grid meter is configured but gives nothing usable."""
         entity_id = self.meter_name
-        issue_id = f"meter_unavailable_{self.runtime.entry.entry_id}"
         broken = self.has_meter and self.mode is EmsMode.ON and meter_w is None
-        if broken and not self._issue_open:
+        fallback = f"{float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0):.0f}"
+        if not self._meter_issue.set(broken, {"entity": str(entity_id), "fallback": fallback}):
+            return
+        if broken:
             _LOGGER.warning("Grid meter %s unavailable: the energy manager uses the fallback load", entity_id)
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key="meter_unavailable",
-                translation_placeholders={
-                    "entity": str(entity_id),
-                    "fallback": f"{float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0):.0f}",
-                },
-            )
-            self._issue_open = True
-        elif not broken and self._issue_open:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
-            self._issue_open = False
+        else:
             _LOGGER.info("Grid meter %s is back", entity_id)

@@ -40,12 +40,12 @@ from .const import (
     CONF_ZNI_TIME_FIELD,
     CONF_ZNI_URL,
     CONF_ZNI_VALUE_FIELD,
-    DOMAIN,
     ECOWATT_FETCH_S,
     TEMPO_FETCH_S,
     ZNI_FETCH_S,
 )
 from .ems.tariff import EcoWattLevel, TariffState, TempoColour
+from .issues import RepairIssue
 from .signals import (
     RTE_BASE_URL,
     EcoWattClient,
@@ -194,8 +194,7 @@ class TariffSignals:
         self.errors: dict[str, str] = {}
         """The last error of each built-in client (``tempo``, ``ecowatt``), for diagnostics."""
         self._settings = settings
-        self._issue_id = f"rte_auth_failed_{entry_id}"
-        self._issue_open = False
+        self._auth_issue = RepairIssue(hass, entry_id, "rte_auth_failed", ir.IssueSeverity.ERROR)
         self._on_change: Callable[[], None] | None = None
 
     @property
@@ -245,13 +244,13 @@ class TariffSignals:
             await fetch(dt_util.utcnow())
         except SignalAuthError as err:
             self._failed(name, err)
-            self._auth_issue(True)
+            self._auth_issue.set(True)
         except SignalError as err:
             self._failed(name, err)
         else:
             self.errors.pop(name, None)
             if not self.errors:
-                self._auth_issue(False)
+                self._auth_issue.set(False)
             if self._on_change is not None:
                 self._on_change()
 
@@ -259,20 +258,6 @@ class TariffSignals:
         if self.errors.get(name) != str(err):
             _LOGGER.warning("RTE %s: %s (the last known value stays in use)", name, err)
         self.errors[name] = str(err)
-
-    def _auth_issue(self, failed: bool) -> None:
-        if failed and not self._issue_open:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                self._issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="rte_auth_failed",
-            )
-        elif not failed and self._issue_open:
-            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
-        self._issue_open = failed
 
     def tempo_tomorrow(self, now: datetime) -> TempoColour | None:
         """Tomorrow's colour from the built-in client (None before RTE publishes it, or without the client)."""

@@ -1,0 +1,51 @@
+"""Repair issues of a site: raised when their condition starts, cleared when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+
+
+class RepairIssue:
+    """One repair issue of a site entry (``<key>_<entry id>``, translated under ``issues.<key>``).
+
+    :meth:`set` follows a condition cycle after cycle and touches the registry only when it
+    changes; the placeholders are those of the moment the issue is raised.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        key: str,
+        severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+    ) -> None:
+        self.hass = hass
+        self.key = key
+        self.issue_id = f"{key}_{entry_id}"
+        self.severity = severity
+        self.open = False
+
+    @callback
+    def set(self, active: bool, placeholders: Mapping[str, str] | None = None) -> bool:
+        """Raise the issue while ``active``, clear it otherwise; True when that changed it."""
+        if active == self.open:
+            return False
+        if active:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self.issue_id,
+                is_fixable=False,
+                severity=self.severity,
+                translation_key=self.key,
+                translation_placeholders=dict(placeholders or {}),
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        self.open = active
+        return True
