@@ -6,7 +6,9 @@ Outgoing: we register with a peer that gave us its token A and versions URL, rot
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 import logging
 from typing import Any
 
@@ -100,15 +102,7 @@ async def _exchange(request: web.Request, peer: Peer) -> web.Response:
     now = ctx.clock()
     async with ctx.db.transaction() as tx:
         repo = PeerRepo(tx)
-        await repo.register(
-            peer.id,
-            versions_url=found.versions_url,
-            version=found.version,
-            endpoints=found.endpoints,
-            roles=theirs["roles"],
-            token_out=theirs["token"],
-            now=now,
-        )
+        await _store_exchange(repo, peer.id, found, theirs, now)
         await repo.drop_tokens(peer.id)
         await repo.add_token(peer.id, hash_token(token), TOKEN_C, now)
     _LOGGER.info(
@@ -221,19 +215,26 @@ async def register_with(ctx: Context, name: str, versions_url: str, token_a: str
             await PeerRepo(tx).delete(peer_id)
         raise
     async with ctx.db.transaction() as tx:
-        await PeerRepo(tx).register(
-            peer_id,
-            versions_url=found.versions_url,
-            version=found.version,
-            endpoints=found.endpoints,
-            roles=theirs["roles"],
-            token_out=theirs["token"],
-            now=ctx.clock(),
-        )
+        await _store_exchange(PeerRepo(tx), peer_id, found, theirs, ctx.clock())
     registered = await PeerRepo(ctx.db).get(peer_id)
     assert registered is not None
     _LOGGER.info("Registered with peer %s", peer_id, extra={"peer": peer_id})
     return registered
+
+
+async def _store_exchange(
+    repo: PeerRepo, peer_id: int, found: PeerEndpoints, theirs: Mapping[str, Any], now: datetime
+) -> None:
+    """Store a finished credentials exchange: their endpoints, their roles, the token we use with them."""
+    await repo.register(
+        peer_id,
+        versions_url=found.versions_url,
+        version=found.version,
+        endpoints=found.endpoints,
+        roles=theirs["roles"],
+        token_out=theirs["token"],
+        now=now,
+    )
 
 
 def _with_endpoints(peer: Peer, found: PeerEndpoints) -> Peer:
@@ -263,15 +264,7 @@ async def rotate_with(ctx: Context, peer_id: int) -> Peer:
         raise
     async with ctx.db.transaction() as tx:
         repo = PeerRepo(tx)
-        await repo.register(
-            peer_id,
-            versions_url=found.versions_url,
-            version=found.version,
-            endpoints=found.endpoints,
-            roles=theirs["roles"],
-            token_out=theirs["token"],
-            now=ctx.clock(),
-        )
+        await _store_exchange(repo, peer_id, found, theirs, ctx.clock())
         await repo.drop_tokens(peer_id, keep=hash_token(token_b))
     rotated = await PeerRepo(ctx.db).get(peer_id)
     assert rotated is not None
