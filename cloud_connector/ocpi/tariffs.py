@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..context import Context
 from ..repo.core import CoreRepo
-from ..repo.inventory import InventoryRepo, window
+from ..repo.inventory import InventoryRepo
 from ..repo.tariffs import Tariff, TariffRepo
 from ..tariffs import Tariff as PricingTariff, TariffError
 from .common import ENDPOINTS, ctx_of
@@ -22,8 +22,7 @@ async def list_tariffs(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     limit = ctx.config.ocpi.page_limit
     page = parse_page(request, limit)
-    where, params = window("last_updated", page.date_from, page.date_to)
-    found, total = await TariffRepo(ctx.db).live(where, params, page.offset, page.limit)
+    found, total = await TariffRepo(ctx.db).live(page.date_from, page.date_to, page.offset, page.limit)
     items = [tariff_object(tariff) for tariff in found]
     return paginated(
         ctx.clock(), request, items, public_url=ctx.config.public_url, total=total, page=page, max_limit=limit

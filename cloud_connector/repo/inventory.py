@@ -10,6 +10,7 @@ from typing import Any
 
 from ..storage import Executor, Row
 from ..timeutil import db_dt, from_db
+from .query import page, window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,14 +101,18 @@ class InventoryRepo:
     ) -> tuple[list[tuple[str, int]], int]:
         """(id, revision) of sites with an inventory, oldest first, whose Location changed in [date_from, date_to),
         and how many there are in all. ``revision`` changes with anything in the Location (migration 0002)."""
-        where, params = _window("last_updated", date_from, date_to)
-        where = "info IS NOT NULL" + where
-        total = await self.ex.fetchone(f"SELECT COUNT(*) AS n FROM sites WHERE {where}", params)  # noqa: S608
-        rows = await self.ex.fetchall(
-            f"SELECT id, revision FROM sites WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, limit, offset],
+        where, params = window("last_updated", date_from, date_to)
+        rows, total = await page(
+            self.ex,
+            "sites",
+            "info IS NOT NULL" + where,
+            params,
+            order="created_at, id",
+            offset=offset,
+            limit=limit,
+            columns="id, revision",
         )
-        return [(row["id"], row["revision"]) for row in rows], int(total["n"]) if total else 0
+        return [(row["id"], row["revision"]) for row in rows], total
 
     async def site_id_matching(self, location_id: str) -> str | None:
         """The site whose id equals ``location_id`` ignoring case (CiString), if it has an inventory."""
@@ -314,18 +319,3 @@ class InventoryRepo:
             for row in rows:
                 found[row["site_id"]].setdefault(row["evse_uid"], []).append(row["tariff_id"])
         return found
-
-
-def _window(column: str, date_from: datetime | None, date_to: datetime | None) -> tuple[str, list[Any]]:
-    """SQL for ``date_from <= column < date_to`` (either bound optional)."""
-    where, params = "", []
-    if date_from is not None:
-        where += f" AND {column} >= ?"
-        params.append(db_dt(date_from))
-    if date_to is not None:
-        where += f" AND {column} < ?"
-        params.append(db_dt(date_to))
-    return where, params
-
-
-window = _window

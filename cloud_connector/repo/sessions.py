@@ -9,7 +9,7 @@ from typing import Any
 
 from ..storage import Executor, Row
 from ..timeutil import db_dt, from_db
-from .inventory import window
+from .query import page, window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,16 +242,9 @@ class SessionRepo:
         self, peer_id: int | None, date_from: datetime | None, date_to: datetime | None, offset: int, limit: int
     ) -> tuple[list[Session], int]:
         """Sessions of one eMSP (all when ``peer_id`` is None), oldest first."""
-        where, params = window("last_updated", date_from, date_to)
-        if peer_id is not None:
-            where += " AND peer_id = ?"
-            params.append(peer_id)
-        total = await self.ex.fetchone(f"SELECT COUNT(*) AS n FROM sessions WHERE 1 = 1{where}", params)  # noqa: S608
-        rows = await self.ex.fetchall(
-            f"SELECT * FROM sessions WHERE 1 = 1{where} ORDER BY start_at, id LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, limit, offset],
-        )
-        return [_session(row) for row in rows], int(total["n"]) if total else 0
+        where, params = _of_peer(peer_id, date_from, date_to)
+        rows, total = await page(self.ex, "sessions", where, params, order="start_at, id", offset=offset, limit=limit)
+        return [_session(row) for row in rows], total
 
     # --- CDRs ---
 
@@ -284,13 +277,15 @@ class SessionRepo:
     async def cdrs_for_peer(
         self, peer_id: int | None, date_from: datetime | None, date_to: datetime | None, offset: int, limit: int
     ) -> tuple[list[Cdr], int]:
-        where, params = window("last_updated", date_from, date_to)
-        if peer_id is not None:
-            where += " AND peer_id = ?"
-            params.append(peer_id)
-        total = await self.ex.fetchone(f"SELECT COUNT(*) AS n FROM cdrs WHERE 1 = 1{where}", params)  # noqa: S608
-        rows = await self.ex.fetchall(
-            f"SELECT * FROM cdrs WHERE 1 = 1{where} ORDER BY last_updated, id LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, limit, offset],
-        )
-        return [_cdr(row) for row in rows], int(total["n"]) if total else 0
+        where, params = _of_peer(peer_id, date_from, date_to)
+        rows, total = await page(self.ex, "cdrs", where, params, order="last_updated, id", offset=offset, limit=limit)
+        return [_cdr(row) for row in rows], total
+
+
+def _of_peer(peer_id: int | None, date_from: datetime | None, date_to: datetime | None) -> tuple[str, list[Any]]:
+    """The rows of one eMSP (all when ``peer_id`` is None) last updated in [date_from, date_to)."""
+    where, params = window("last_updated", date_from, date_to)
+    if peer_id is not None:
+        where += " AND peer_id = ?"
+        params.append(peer_id)
+    return "1 = 1" + where, params

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..storage import Executor, Row
 from ..timeutil import db_dt, from_db
+from .query import page, window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,14 +63,15 @@ class TariffRepo:
         await self.ex.execute("DELETE FROM tariff_assignments WHERE tariff_id = ?", (tariff_id,))
         return changed == 1
 
-    async def live(self, where: str, params: list[Any], offset: int, limit: int) -> tuple[list[Tariff], int]:
-        """Tariffs not deleted, oldest first, filtered by an extra SQL condition on last_updated."""
-        total = await self.ex.fetchone(f"SELECT COUNT(*) AS n FROM tariffs WHERE deleted = 0{where}", params)  # noqa: S608
-        rows = await self.ex.fetchall(
-            f"SELECT * FROM tariffs WHERE deleted = 0{where} ORDER BY last_updated, id LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, limit, offset],
+    async def live(
+        self, date_from: datetime | None, date_to: datetime | None, offset: int, limit: int
+    ) -> tuple[list[Tariff], int]:
+        """Tariffs not deleted, oldest first, last updated in [date_from, date_to)."""
+        where, params = window("last_updated", date_from, date_to)
+        rows, total = await page(
+            self.ex, "tariffs", "deleted = 0" + where, params, order="last_updated, id", offset=offset, limit=limit
         )
-        return [_tariff(row) for row in rows], int(total["n"]) if total else 0
+        return [_tariff(row) for row in rows], total
 
     async def all(self) -> list[Tariff]:
         return [_tariff(row) for row in await self.ex.fetchall("SELECT * FROM tariffs ORDER BY id")]
