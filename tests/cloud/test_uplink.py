@@ -550,3 +550,14 @@ async def test_site_vanishing_while_its_event_is_applied(cloud: Cloud) -> None:
     await wait_for(lambda: not cloud.hub._connections)
     assert cloud.applied_ns() == [1]
     await ws.close()  # releases the client's side
+
+
+def test_both_ends_speak_the_same_protocol() -> None:
+    """The cloud and the site keep their own copy of the protocol's words (neither may import the other)."""
+    from cloud_connector import uplink as cloud
+    from custom_components.cariflex.uplink import protocol as site
+
+    assert cloud.PROTOCOL_VERSION == site.PROTOCOL_VERSION
+    assert cloud.EVENT_KINDS == site.EVENT_KINDS
+    assert cloud.COMMAND_NAMES == site.COMMAND_NAMES
+    assert cloud.COMMAND_RESULTS == site.COMMAND_RESULTS
