@@ -272,14 +272,14 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         """Phases of the grid connection."""
         return int(self.runtime.setting(CONF_PHASES, DEFAULT_PHASES))
 
+    def switches_phases(self, coordinator: ChargerCoordinator) -> bool:
+        """Whether a charger switches between one and three phases (its option, on three phases)."""
+        return bool(coordinator.settings.get(CONF_PHASE_SWITCHING)) and self.charger_phases(coordinator) == 3
+
     def phase_switching(self, key: str) -> bool:
-        """Whether the charger of a connector key switches between one and three phases."""
+        """Whether the charger of a connector key switches phases."""
         coordinator = self.runtime.coordinators.get(key.rsplit("/", 1)[0])
-        return (
-            coordinator is not None
-            and bool(coordinator.settings.get(CONF_PHASE_SWITCHING))
-            and self.charger_phases(coordinator) == 3
-        )
+        return coordinator is not None and self.switches_phases(coordinator)
 
     def charger_phases(self, coordinator: ChargerCoordinator) -> Literal[1, 3]:
         """The phases a charger draws on: one on a single-phase site or a single-phase charger."""
@@ -421,11 +421,12 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         for known in list(self.regulator.state):
             if known not in wanted:
                 self.regulator.forget(known)
+        readings = self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors)
         strategy = self.strategy.cycle(
             now,
             tree,
             sessions,
-            self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors),
+            readings,
             {
                 session_id(coordinator.charger_id, connector.connector_id): self._session_settings(
                     coordinator, connector, now
@@ -460,7 +461,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             meter_w,
             inputs,
             strategy,
-            self.tariffs.state(now_dt),
+            readings.tariff,
         )
 
     # -------------------------------------------------------- strategies
@@ -517,7 +518,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             tariff=TariffOption(self.tariff_policy(key), self.weekend_policy),
             nominal_power_w=coordinator.max_current * phases * self.voltage,
             planner_target_w=self.planning.target_w(key, phases, now),
-            phase_switching=bool(coordinator.settings.get(CONF_PHASE_SWITCHING)) and phases == 3,
+            phase_switching=self.switches_phases(coordinator),
             active_phases=_PHASE_COUNTS.get(connector.limit_phases or 0),
             pv_excluded=badge is not None and badge.pv_excluded,
             car_idle=connector.status is ConnectorStatus.SUSPENDED_EV,
