@@ -13,23 +13,20 @@ from ..context import Context
 from ..repo.core import CoreRepo
 from ..repo.sessions import Cdr, SessionRepo
 from ..repo.tariffs import TariffRepo
-from .common import ENDPOINTS, ctx_of, peer_of
+from .common import ENDPOINTS, peer_of, sender_list
 from .objects import tariff_object
 from .push import mark_changed
-from .transport import paginated, parse_page
+from .transport import Page
 
 
 async def list_cdrs(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    limit = ctx.config.ocpi.page_limit
-    page = parse_page(request, limit)
-    found, total = await SessionRepo(ctx.db).cdrs_for_peer(
-        peer_of(request).id, page.date_from, page.date_to, page.offset, page.limit
-    )
-    items = [cdr.body for cdr in found]
-    return paginated(
-        ctx.clock(), request, items, public_url=ctx.config.public_url, total=total, page=page, max_limit=limit
-    )
+    async def fetch(ctx: Context, page: Page) -> tuple[list[dict[str, Any]], int]:
+        found, total = await SessionRepo(ctx.db).cdrs_for_peer(
+            peer_of(request).id, page.date_from, page.date_to, page.offset, page.limit
+        )
+        return [cdr.body for cdr in found], total
+
+    return await sender_list(request, fetch)
 
 
 def routes() -> list[web.RouteDef]:

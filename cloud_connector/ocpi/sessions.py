@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from ..context import Context
 from ..repo.sessions import SessionRepo
 from . import views
-from .common import ENDPOINTS, ctx_of, peer_of
+from .common import ENDPOINTS, ctx_of, peer_of, sender_list
 from .schema import CHARGING_PREFERENCES, Invalid, validate
-from .transport import OcpiError, Status, invalid, json_body, paginated, parse_page
+from .transport import OcpiError, Page, Status, invalid, json_body
 
 
 async def list_sessions(request: web.Request) -> web.Response:
     """Only the sessions of the requesting eMSP's tokens (a server need not return every object)."""
-    ctx = ctx_of(request)
-    limit = ctx.config.ocpi.page_limit
-    page = parse_page(request, limit)
-    found, total = await SessionRepo(ctx.db).for_peer(
-        peer_of(request).id, page.date_from, page.date_to, page.offset, page.limit
-    )
-    now = ctx.clock()
-    items = [await views.session(ctx.db, session) for session in found]
-    return paginated(now, request, items, public_url=ctx.config.public_url, total=total, page=page, max_limit=limit)
+
+    async def fetch(ctx: Context, page: Page) -> tuple[list[dict[str, Any]], int]:
+        found, total = await SessionRepo(ctx.db).for_peer(
+            peer_of(request).id, page.date_from, page.date_to, page.offset, page.limit
+        )
+        return [await views.session(ctx.db, session) for session in found], total
+
+    return await sender_list(request, fetch)
 
 
 async def put_charging_preferences(request: web.Request) -> web.Response:

@@ -11,22 +11,19 @@ from ..repo.core import CoreRepo
 from ..repo.inventory import InventoryRepo
 from ..repo.tariffs import Tariff, TariffRepo
 from ..tariffs import Tariff as PricingTariff, TariffError
-from .common import ENDPOINTS, ctx_of
+from .common import ENDPOINTS, sender_list
 from .objects import tariff_object
 from .push import mark_changed
 from .schema import TARIFF_INPUT, Invalid, ci, validate
-from .transport import paginated, parse_page
+from .transport import Page
 
 
 async def list_tariffs(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    limit = ctx.config.ocpi.page_limit
-    page = parse_page(request, limit)
-    found, total = await TariffRepo(ctx.db).live(page.date_from, page.date_to, page.offset, page.limit)
-    items = [tariff_object(tariff) for tariff in found]
-    return paginated(
-        ctx.clock(), request, items, public_url=ctx.config.public_url, total=total, page=page, max_limit=limit
-    )
+    async def fetch(ctx: Context, page: Page) -> tuple[list[dict[str, Any]], int]:
+        found, total = await TariffRepo(ctx.db).live(page.date_from, page.date_to, page.offset, page.limit)
+        return [tariff_object(tariff) for tariff in found], total
+
+    return await sender_list(request, fetch)
 
 
 def routes() -> list[web.RouteDef]:
