@@ -7,6 +7,7 @@ answer comes later, POSTed as a CommandResult to the eMSP's ``response_url`` (or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 import logging
 from typing import Any
 
@@ -112,6 +113,20 @@ async def _connector(ctx: Context, evse: Evse, wanted: str | None) -> int:
     raise OcpiError(Status.UNKNOWN_LOCATION, "unknown connector")
 
 
+async def _expect_token(sessions: SessionRepo, site_id: str, peer: Peer, body: dict[str, Any], now: datetime) -> None:
+    """Remember the eMSP's token of a START_SESSION or RESERVE_NOW: the session it starts is theirs."""
+    token = body["token"]
+    await sessions.add_hint(
+        site_id,
+        token["uid"],
+        peer_id=peer.id,
+        token=token,
+        reference=body.get("authorization_reference"),
+        now=now,
+        command=True,
+    )
+
+
 async def plan(ctx: Context, peer: Peer, command: str, body: dict[str, Any]) -> Plan:
     """What to ask the site for this command; OcpiError or Refused when it cannot be sent."""
     now = ctx.clock()
@@ -119,17 +134,8 @@ async def plan(ctx: Context, peer: Peer, command: str, body: dict[str, Any]) -> 
     if command == "START_SESSION":
         site, evse = await locate(ctx, body["location_id"], body.get("evse_uid"), available=True)
         connector = await _connector(ctx, evse, body.get("connector_id"))
-        token = body["token"]
-        await sessions.add_hint(
-            site.id,
-            token["uid"],
-            peer_id=peer.id,
-            token=token,
-            reference=body.get("authorization_reference"),
-            now=now,
-            command=True,
-        )
-        args = {"evse_id": evse.evse_id, "connector_id": connector, "id_tag": token["uid"]}
+        await _expect_token(sessions, site.id, peer, body, now)
+        args = {"evse_id": evse.evse_id, "connector_id": connector, "id_tag": body["token"]["uid"]}
         return Plan(site=site, name="start_session", charger_id=evse.charger_id, args=args, evse=evse)
     if command == "STOP_SESSION":
         session = await sessions.matching(body["session_id"])
@@ -146,26 +152,17 @@ async def plan(ctx: Context, peer: Peer, command: str, body: dict[str, Any]) -> 
         )
     if command == "RESERVE_NOW":
         site, evse = await locate(ctx, body["location_id"], body.get("evse_uid"), available=True)
-        token = body["token"]
         reservation = await ctx.db.fetchone(
             "INSERT INTO reservations (peer_id, reservation_id, location_id, evse_uid, created_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (peer_id, reservation_id, location_id) DO UPDATE SET evse_uid = excluded.evse_uid RETURNING id",
             (peer.id, body["reservation_id"], site.id, evse.uid, db_dt(now)),
         )
         assert reservation is not None
-        await sessions.add_hint(
-            site.id,
-            token["uid"],
-            peer_id=peer.id,
-            token=token,
-            reference=body.get("authorization_reference"),
-            now=now,
-            command=True,
-        )
+        await _expect_token(sessions, site.id, peer, body, now)
         args = {
             "reservation_id": reservation["id"],
             "evse_id": evse.evse_id,
-            "id_tag": token["uid"],
+            "id_tag": body["token"]["uid"],
             "expiry": body["expiry_date"],
         }
         return Plan(site=site, name="reserve_now", charger_id=evse.charger_id, args=args, evse=evse)
