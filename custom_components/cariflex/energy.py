@@ -165,6 +165,7 @@ class EnergyState:
     inputs: SiteInputs = SiteInputs()
     strategy: StrategyResult | None = None
     tariff: TariffState = field(default_factory=TariffState)
+    surplus_source: str | None = None  # the grid reading the PV surplus came from: meter, inverter, forecast
 
     def target(self, session_id: str) -> str | None:
         """The strategy's reason for a session this cycle (ZNI cap, PV waiting...), if it ran."""
@@ -252,8 +253,6 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self.strategy = StrategyEngine(self._strategy_config())
         self.planning = ChargePlanner(hass, self)
         self._zni_capped: set[str] = set()  # connectors the ZNI signal caps while the manager is off
-        self.surplus_source: str | None = None
-        """Where the last cycle's PV surplus came from: meter, inverter or forecast (None: nowhere)."""
         self._sending: set[str] = set()
         self._applied_at: dict[str, float] = {}  # when each connector's latest setpoint was accepted
         self._desired: dict[str, tuple[float | None, int | None]] = {}  # (A, phases when switched)
@@ -421,7 +420,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         for known in list(self.regulator.state):
             if known not in wanted:
                 self.regulator.forget(known)
-        readings = self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors)
+        readings, surplus_source = self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors)
         strategy = self.strategy.cycle(
             now,
             tree,
@@ -462,6 +461,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             inputs,
             strategy,
             readings.tariff,
+            surplus_source,
         )
 
     # -------------------------------------------------------- strategies
@@ -472,12 +472,14 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         measured_at: float | None,
         inputs: SiteInputs,
         connectors: list[tuple[ChargerCoordinator, Connector]],
-    ) -> StrategyInputs:
-        self.surplus_source = "meter" if meter_w is not None else None
-        if meter_w is None and not self.has_meter:
-            meter_w = self._estimated_grid_w(now, inputs, connectors)
-            measured_at = None if meter_w is None else now.timestamp()
-        return StrategyInputs(
+    ) -> tuple[StrategyInputs, str | None]:
+        """The strategy's readings, and where its grid reading came from (meter, inverter, forecast)."""
+        source = "meter" if meter_w is not None else None
+        estimate = None if meter_w is not None or self.has_meter else self._estimated_grid_w(now, inputs, connectors)
+        if estimate is not None:
+            meter_w, source = estimate
+            measured_at = now.timestamp()
+        readings = StrategyInputs(
             grid_power_w=meter_w,
             grid_measured_at=measured_at,
             pv_power_w=inputs.pv_w,
@@ -487,14 +489,16 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             zni_next=self.zni.next_change(now),
             tariff=self.tariffs.state(now),
         )
+        return readings, source
 
     def _estimated_grid_w(
         self, now: datetime, inputs: SiteInputs, connectors: list[tuple[ChargerCoordinator, Connector]]
-    ) -> float | None:
+    ) -> tuple[float, str] | None:
         """Without a grid meter (seed 004 A.8): the grid from the inverter's reading, else the PV forecast.
 
-        grid = the building's assumed load (the fallback load) + what the cars draw - production.
-        None when neither the inverter nor a forecast says anything (the PV modes then fall back).
+        grid = the building's assumed load (the fallback load) + what the cars draw - production,
+        with its source. None when neither the inverter nor a forecast says anything (the PV modes
+        then fall back).
         """
         production = inputs.pv_w
         source = "inverter"
@@ -502,10 +506,9 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             production, source = self.planning.forecast_now_w(now.timestamp()), "forecast"
         if production is None:
             return None
-        self.surplus_source = source
         building_w = float(self.runtime.setting(CONF_METER_FALLBACK, 0.0) or 0.0)
         cars_w = sum(connector.readings.power_w or 0.0 for _, connector in connectors)
-        return building_w + cars_w - production
+        return building_w + cars_w - production, source
 
     def _session_settings(self, coordinator: ChargerCoordinator, connector: Connector, now: float) -> SessionSettings:
         key = session_id(coordinator.charger_id, connector.connector_id)

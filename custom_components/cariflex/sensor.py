@@ -257,7 +257,7 @@ PV_SURPLUS = SiteSensorDescription(
     translation_key="pv_surplus",
     **_SITE_POWER,
     value_fn=lambda state: None if state.strategy is None else state.strategy.surplus_w,
-    attributes_fn=lambda energy: {"source": energy.surplus_source},  # meter, or without one inverter or forecast
+    attributes_fn=lambda energy: {"source": energy.data.surplus_source},  # meter, or without one inverter or forecast
 )
 ZNI_CAP = SiteSensorDescription(
     key="zni_cap",
