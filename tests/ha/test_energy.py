@@ -253,6 +253,8 @@ async def test_a_charger_that_drops_off_while_charging_is_still_counted_for_a_wh
     cp2 = await charging(chargers, "CP2")
     await cycle(hass, entry)
     await wait_for(lambda: cp1.connectors[1].limit_a == 20 and cp2.connectors[1].limit_a == 20)
+    # The central system knows CP2's 20 A once the charger's answer is in (the simulator applies it before).
+    await wait_for(lambda: entry.runtime_data.coordinators["CP2"].charger.connector(1).current_limit_a == 20)
     await chargers.disconnect(cp2)
     await wait_for(lambda: not entry.runtime_data.coordinators["CP2"].charger.connected)
     await cycle(hass, entry)
