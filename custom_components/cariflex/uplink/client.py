@@ -224,6 +224,12 @@ class UplinkClient:
 
     # -- roaming badges -----------------------------------------------------------------------
 
+    @property
+    def roaming_list_current(self) -> bool:
+        """Whether the roaming list is the cloud's current one (connected, and the full list received)."""
+        link = self._link
+        return link is not None and link.tokens_synced
+
     async def authorize(
         self, uid: str, charger_id: str | None = None, timeout: float | None = None, *, evse_id: int | None = None
     ) -> RoamingDecision:
@@ -249,9 +255,7 @@ class UplinkClient:
         """The list's entry for ``uid`` (None when not there or the list is stale) and whether it is stale."""
         if self._roaming is None:
             return None, False
-        link = self._link
-        current = link is not None and link.tokens_synced
-        if not current and list_is_stale(self._roaming.fresh_at, self._now(), self._max_list_age):
+        if not self.roaming_list_current and list_is_stale(self._roaming.fresh_at, self._now(), self._max_list_age):
             return None, True
         try:
             return await self._roaming.lookup(uid), False
