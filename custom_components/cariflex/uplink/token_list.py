@@ -84,8 +84,8 @@ class RoamingTokenStore:
             with _transaction(conn):
                 conn.execute("DELETE FROM tokens")
                 conn.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)", rows)
-                self._set_times(conn, at, synced=True)
-            self._after_write(conn)
+                self._write_times(conn, at, synced=True)
+            self._committed(conn, at, synced=True)
 
         self._run(op)
 
@@ -96,8 +96,8 @@ class RoamingTokenStore:
         def op(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 conn.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)", rows)
-                self._set_times(conn, at, synced=False)
-            self._after_write(conn)
+                self._write_times(conn, at, synced=False)
+            self._committed(conn, at, synced=False)
 
         self._run(op)
 
@@ -106,7 +106,8 @@ class RoamingTokenStore:
 
         def op(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                self._set_times(conn, at, synced=False)
+                self._write_times(conn, at, synced=False)
+            self._committed(conn, at, synced=False, tokens_changed=False)
 
         self._run(op)
 
@@ -128,16 +129,19 @@ class RoamingTokenStore:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _set_times(self, conn: sqlite3.Connection, at: datetime, *, synced: bool) -> None:
+    def _write_times(self, conn: sqlite3.Connection, at: datetime, *, synced: bool) -> None:
         stamp = at.astimezone(UTC).isoformat()
         keys = ("synced_at", "fresh_at") if synced else ("fresh_at",)
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(key, stamp) for key in keys])
+
+    def _committed(self, conn: sqlite3.Connection, at: datetime, *, synced: bool, tokens_changed: bool = True) -> None:
+        # Readers on the event loop look at these attributes while the worker thread writes: the
+        # count goes first, so whoever sees the new sync time also sees the list it belongs to.
+        if tokens_changed:
+            self._count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
         if synced:
             self._synced_at = at
         self._fresh_at = at
-
-    def _after_write(self, conn: sqlite3.Connection) -> None:
-        self._count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
 
     def _run[T](self, op: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -166,7 +170,7 @@ class RoamingTokenStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             times = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            self._after_write(conn)
+            self._count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
         except sqlite3.DatabaseError:
             conn.close()
             raise
