@@ -69,6 +69,8 @@ from .const import (
     CONF_PHASE,
     CONF_PHASE_SWITCHING,
     CONF_PHASES,
+    CONF_PLANNER_GOAL,
+    CONF_PLANNER_TIME_LIMIT,
     CONF_PORT,
     CONF_PRICE_OFFPEAK,
     CONF_PRICE_PEAK,
@@ -113,12 +115,15 @@ from .const import (
     DEFAULT_MIN_CURRENT,
     DEFAULT_MODBUS_PORT,
     DEFAULT_PHASES,
+    DEFAULT_PLANNER_TIME_LIMIT,
     DEFAULT_SUBSCRIBED_POWER,
     DEFAULT_VOLTAGE,
     DEFAULT_WS_PORT,
     DEFAULT_WSS_PORT,
     DOMAIN,
     METER_ROLES,
+    PLANNER_GOAL_COST,
+    PLANNER_GOAL_IMPORT,
     ROLE_GRID,
     SITE_BOARD,
     SUBENTRY_BOARD,
@@ -680,6 +685,20 @@ def _tariff_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]
         ),
         vol.Optional(CONF_PRICE_OFFPEAK, description=_suggested(defaults, CONF_PRICE_OFFPEAK)): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=10)
+        ),
+        vol.Required(
+            CONF_PLANNER_GOAL, default=defaults.get(CONF_PLANNER_GOAL, PLANNER_GOAL_COST)
+        ): selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=[PLANNER_GOAL_COST, PLANNER_GOAL_IMPORT], translation_key=CONF_PLANNER_GOAL
+            )
+        ),
+        vol.Required(
+            CONF_PLANNER_TIME_LIMIT, default=defaults.get(CONF_PLANNER_TIME_LIMIT, DEFAULT_PLANNER_TIME_LIMIT)
+        ): selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=1, max=60, step=1, unit_of_measurement="s", mode=selector.NumberSelectorMode.BOX
+            )
         ),
     }
 

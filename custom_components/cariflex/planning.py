@@ -29,10 +29,14 @@ from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
 
 from .const import (
+    CONF_PLANNER_GOAL,
+    CONF_PLANNER_TIME_LIMIT,
     CONF_PRICE_OFFPEAK,
     CONF_PRICE_PEAK,
     CONF_PV_FORECAST_ENTITY,
     CONF_ZNI_FRACTION,
+    DEFAULT_PLANNER_TIME_LIMIT,
+    PLANNER_GOAL_IMPORT,
 )
 from .ems.allocator import Allocation
 from .ems.planner import Plan, PlanError, Planner, PlannerConfig, PlanNode, PlanProblem, PlanSession
@@ -46,6 +50,7 @@ _LOGGER = logging.getLogger(__name__)
 SLOT_S = 900.0
 SLOTS = 96
 MIN_INTERVAL_S = 60.0  # re-plan at most once a minute
+IMPORT_GOAL_COST_WEIGHT = 0.01  # the cost as a tie-break when the goal is the grid import (EUR ≪ kWh)
 DEFAULT_PRICE = 0.20  # EUR/kWh when no price is set: the plan then only prefers PV and meets the needs
 FORECAST_PERIOD_S = 1800.0  # a forecast value alone covers half an hour (Solcast's period)
 MAX_FORECAST_PERIOD_S = 3600.0  # and never more than an hour
@@ -195,13 +200,23 @@ def _periods(points: list[tuple[float, float]]) -> list[tuple[float, float, floa
     return periods
 
 
+def planner_config(setting: Callable[[str], Any]) -> PlannerConfig:
+    """The site's planner settings: its goal (cost or grid import) and its time limit."""
+    limit = setting(CONF_PLANNER_TIME_LIMIT)
+    time_limit = float(limit) if limit not in (None, "") else DEFAULT_PLANNER_TIME_LIMIT
+    if setting(CONF_PLANNER_GOAL) == PLANNER_GOAL_IMPORT:
+        # The grid energy first; among plans that import as little, the cheaper one.
+        return PlannerConfig(time_limit_s=time_limit, cost_weight=IMPORT_GOAL_COST_WEIGHT, import_weight=1.0)
+    return PlannerConfig(time_limit_s=time_limit)
+
+
 class ChargePlanner:
     """Plans the site's planned sessions and gives the energy manager their current-slot targets."""
 
     def __init__(self, hass: HomeAssistant, energy: EnergyCoordinator) -> None:
         self.hass = hass
         self.energy = energy
-        self.planner = Planner(PlannerConfig(time_limit_s=5.0))
+        self.planner = Planner(planner_config(energy.runtime.setting))
         self.dashboard = DashboardForecast(hass)
         """The Energy dashboard's solar forecast, used when no forecast entity is set."""
         self.plan: Plan | None = None

@@ -282,6 +282,23 @@ def test_import_objective_ignores_prices_and_minimises_grid_energy() -> None:
     assert by_import.objective == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_minimum_current_above_the_surplus_makes_cost_and_import_goals_differ() -> None:
+    # 6 A is the least the car takes (1.38 kWh an hour); the sun covers 0.69 kWh of it at noon.
+    session = _session("s", 0, 1, 6.0, min_a=6.0, max_a=6.0)
+    problem = _problem([session], 2, pv_w=[690.0, 0.0], price=[0.25, 0.10])
+
+    cheapest = plan(problem, EXACT)
+    # Noon costs 0.69 kWh x 0.25 = 0.17 EUR, the off-peak hour 1.38 kWh x 0.10 = 0.14 EUR.
+    assert cheapest.sessions["s"].current_a == pytest.approx((0.0, 6.0))
+    assert cheapest.grid_import_kwh == pytest.approx(1.38)
+
+    # The grid import goal (the cost only breaks ties) takes the sun and imports half as much.
+    leanest = plan(problem, replace(EXACT, cost_weight=0.01, import_weight=1.0))
+    assert leanest.sessions["s"].current_a == pytest.approx((6.0, 0.0))
+    assert leanest.grid_import_kwh == pytest.approx(0.69)
+    assert leanest.cost_eur > cheapest.cost_eur
+
+
 def test_negative_prices_are_free_energy_but_the_cost_is_reported_as_is() -> None:
     session = _session("s", 0, 2, 9.0, max_a=9.0)
     result = plan(_problem([session], 3, price=[0.2, -0.1, 0.2]))

@@ -107,13 +107,28 @@ async def test_the_tariff_page_checks_rte_credentials_and_keeps_the_weekend_poli
     assert fake.token_requests == 1  # the wrong secret; the others never reached the portal
 
     result = await options_page(
-        hass, site, "tariffs", rte_options(url, tariff_weekend_policy="offpeak", price_peak=0.25, price_offpeak=0.18)
+        hass,
+        site,
+        "tariffs",
+        rte_options(
+            url,
+            tariff_weekend_policy="offpeak",
+            price_peak=0.25,
+            price_offpeak=0.18,
+            planner_goal="grid_import",
+            planner_time_limit=2,
+        ),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert site.options["rte_client_secret"] == RTE_CLIENT_SECRET
     assert site.options["tariff_weekend_policy"] == "offpeak"
     assert site.options["price_offpeak"] == 0.18
     assert fake.token_requests >= 2
+    # The reloaded site plans for the least grid import (the cost breaks ties) within 2 s.
+    energy = site.runtime_data.energy
+    assert energy is not None
+    config = energy.planning.planner.config
+    assert (config.import_weight, config.cost_weight, config.time_limit_s) == (1.0, 0.01, 2.0)
 
 
 async def test_tempo_and_ecowatt_from_rte_hold_a_charger_that_avoids_red_days(
