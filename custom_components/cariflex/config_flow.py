@@ -72,6 +72,7 @@ from .const import (
     CONF_PLANNER_GOAL,
     CONF_PLANNER_TIME_LIMIT,
     CONF_PORT,
+    CONF_PRICE_FEED_IN,
     CONF_PRICE_OFFPEAK,
     CONF_PRICE_PEAK,
     CONF_PRIORITY,
@@ -684,6 +685,9 @@ def _tariff_options_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]
             vol.Coerce(float), vol.Range(min=0, max=10)
         ),
         vol.Optional(CONF_PRICE_OFFPEAK, description=_suggested(defaults, CONF_PRICE_OFFPEAK)): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=10)
+        ),
+        vol.Optional(CONF_PRICE_FEED_IN, description=_suggested(defaults, CONF_PRICE_FEED_IN)): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=10)
         ),
         vol.Required(

@@ -125,6 +125,7 @@ TEMPO_FETCH_S: Final = 3600  # Tempo colours: published once a day (around 10:40
 ECOWATT_FETCH_S: Final = 1800  # EcoWatt: RTE allows one request every 15 minutes
 CONF_PRICE_PEAK: Final = "price_peak"  # EUR/kWh, for the planner
 CONF_PRICE_OFFPEAK: Final = "price_offpeak"
+CONF_PRICE_FEED_IN: Final = "price_feed_in"  # EUR/kWh the PV surplus earns on the grid (what a car's PV gives up)
 CONF_PLANNER_GOAL: Final = "planner_goal"  # what the planner minimises
 PLANNER_GOAL_COST: Final = "cost"  # the cost of the grid energy (prices per slot)
 PLANNER_GOAL_IMPORT: Final = "grid_import"  # the grid energy itself (the cost only breaks ties)

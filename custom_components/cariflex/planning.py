@@ -31,6 +31,7 @@ from homeassistant.util import dt as dt_util
 from .const import (
     CONF_PLANNER_GOAL,
     CONF_PLANNER_TIME_LIMIT,
+    CONF_PRICE_FEED_IN,
     CONF_PRICE_OFFPEAK,
     CONF_PRICE_PEAK,
     CONF_PV_FORECAST_ENTITY,
@@ -399,6 +400,7 @@ class ChargePlanner:
         if schedule is not None and offpeak not in (None, ""):
             flags = schedule.offpeak_slots(dt_util.utc_from_timestamp(start), SLOTS, timedelta(seconds=SLOT_S))
             price = [float(offpeak) if flag else peak_price for flag in flags]
+        feed_in = settings(CONF_PRICE_FEED_IN)
         entity = settings(CONF_PV_FORECAST_ENTITY)
         forecast = pv_forecast_w(self.hass.states.get(entity), start) if entity else self.dashboard.watts(start)
         load_w = sum(allocation.nodes[tree.root].load_a) * allocation.voltage_v if allocation.nodes else 0.0
@@ -419,6 +421,7 @@ class ChargePlanner:
             nodes=nodes,
             price=price,
             pv_w=pv,
+            feed_in=float(feed_in) if feed_in not in (None, "") else 0.0,
             zni=zni,
             slots=SLOTS,
             slot_s=SLOT_S,

@@ -95,8 +95,9 @@ def _tiny() -> PlanProblem:
     )
 
 
-def _brute_force() -> float:
-    """The best objective over every plan with whole amps: each cell off or 6..9 A."""
+def _brute_force(feed_in: float = 0.0) -> float:
+    """The best objective over every plan with whole amps: each cell off or 6..9 A (the PV a car
+    takes gives up ``feed_in`` EUR/kWh)."""
     levels = (0.0, 6.0, 7.0, 8.0, 9.0)
     combos = np.array(list(itertools.product(levels, repeat=7)))
     first = combos[:, 0:4]
@@ -106,7 +107,8 @@ def _brute_force() -> float:
     unmet = np.maximum(20.0 - first.sum(axis=1), 0.0) + np.maximum(3.0 - second.sum(axis=1), 0.0)
     pv_a = np.array(TINY_PV_W) / 230.0
     grid_kwh = np.maximum(total - pv_a, 0.0) * KWH_PER_A_HOUR
-    objective = grid_kwh @ np.array(TINY_PRICES) + 1000.0 * unmet * KWH_PER_A_HOUR
+    pv_kwh = total * KWH_PER_A_HOUR - grid_kwh
+    objective = grid_kwh @ np.array(TINY_PRICES) + feed_in * pv_kwh.sum(axis=1) + 1000.0 * unmet * KWH_PER_A_HOUR
     return float(objective[feasible].min())
 
 
@@ -120,6 +122,18 @@ def test_tiny_instance_reaches_every_need_at_the_brute_force_minimum() -> None:
     for session in result.sessions.values():
         assert session.energy_kwh >= session.need_kwh - 1e-9
     assert not check_plan(_tiny(), result)
+
+
+@pytest.mark.parametrize("feed_in", [0.05, 0.12, 0.18])
+def test_with_a_feed_in_the_tiny_instance_still_reaches_the_brute_force_minimum(feed_in: float) -> None:
+    problem = replace(_tiny(), feed_in=feed_in)
+    result = plan(problem, EXACT)
+
+    assert result.method is PlanMethod.OPTIMAL
+    assert result.unmet_kwh == pytest.approx(0.0, abs=1e-9)
+    assert result.objective == pytest.approx(_brute_force(feed_in), abs=1e-4)
+    assert result.objective == pytest.approx(result.cost_eur + feed_in * result.pv_used_kwh, abs=1e-9)
+    assert not check_plan(problem, result)
 
 
 def test_the_minimum_current_costs_something_the_lp_relaxation_ignores() -> None:
@@ -297,6 +311,47 @@ def test_a_minimum_current_above_the_surplus_makes_cost_and_import_goals_differ(
     assert leanest.sessions["s"].current_a == pytest.approx((6.0, 0.0))
     assert leanest.grid_import_kwh == pytest.approx(0.69)
     assert leanest.cost_eur > cheapest.cost_eur
+
+
+def test_a_feed_in_tariff_above_the_off_peak_price_sends_the_sun_to_the_grid() -> None:
+    # Noon: the sun covers the whole draw, the grid costs 0.25; the night's off-peak hour costs 0.10.
+    session = _session("s", 0, 1, 9.0, max_a=9.0)  # 2.07 kWh: one slot
+    problem = _problem([session], 2, pv_w=[2300.0, 0.0], price=[0.25, 0.10])
+
+    # Selling the PV at 0.04 (the surplus contract for small sites): the car takes the sun.
+    small = plan(replace(problem, feed_in=0.04), EXACT)
+    assert small.sessions["s"].current_a == pytest.approx((9.0, 0.0))
+    assert small.grid_import_kwh == pytest.approx(0.0, abs=1e-9)
+    assert small.objective == pytest.approx(0.04 * 2.07)  # the feed-in the car gave up
+
+    # Selling it at 0.13 (an older contract): the sun goes to the grid, the car charges off-peak.
+    old = plan(replace(problem, feed_in=[0.13, 0.13]), EXACT)
+    assert old.sessions["s"].current_a == pytest.approx((0.0, 9.0))
+    assert old.cost_eur == pytest.approx(0.10 * 2.07)
+    assert old.pv_used_kwh == pytest.approx(0.0, abs=1e-9)
+    # Both ways agree with the brute force: each plan's objective is the least of the two.
+    assert old.objective == pytest.approx(min(0.10, 0.13) * 2.07)
+
+
+def test_with_a_feed_in_a_partly_sunny_slot_prices_the_sun_and_the_grid_apart() -> None:
+    # 6 A minimum (1.38 kWh an hour); the sun covers 0.69 kWh at noon where the grid costs 0.25;
+    # the evening costs 1.38 x 0.15 = 0.207. Noon costs 0.69 x (feed-in + 0.25): 0.1725 without
+    # feed-in, 0.2001 at 0.04 (noon still wins), 0.2415 at 0.10 (the evening wins).
+    session = _session("s", 0, 1, 6.0, min_a=6.0, max_a=6.0)
+    problem = _problem([session], 2, pv_w=[690.0, 0.0], price=[0.25, 0.15])
+
+    assert plan(problem, EXACT).sessions["s"].current_a == pytest.approx((6.0, 0.0))
+    small = plan(replace(problem, feed_in=0.04), EXACT)
+    assert small.sessions["s"].current_a == pytest.approx((6.0, 0.0))
+    assert small.objective == pytest.approx(0.69 * 0.29)
+    dearer = plan(replace(problem, feed_in=0.10), EXACT)
+    assert dearer.sessions["s"].current_a == pytest.approx((0.0, 6.0))
+    assert dearer.objective == pytest.approx(0.15 * 1.38)
+    # The greedy plan weighs the slots the same way.
+    for feed_in, expected in ((0.04, (6.0, 0.0)), (0.10, (0.0, 6.0))):
+        greedy = plan(replace(problem, feed_in=feed_in), replace(EXACT, time_limit_s=1e-9))
+        assert greedy.method is PlanMethod.GREEDY_EDF
+        assert greedy.sessions["s"].current_a == pytest.approx(expected)
 
 
 def test_negative_prices_are_free_energy_but_the_cost_is_reported_as_is() -> None:
@@ -604,6 +659,8 @@ def test_times_may_be_timezone_aware_datetimes() -> None:
         ({"price": [0.1, 0.2]}, "price needs one value per slot"),
         ({"price": math.nan}, "price must be finite"),
         ({"pv_w": -1.0}, "pv_w must be >= 0"),
+        ({"feed_in": -0.1}, "feed_in must be >= 0"),
+        ({"feed_in": [0.1]}, "feed_in needs one value per slot"),
         ({"zni": 0.0}, "zni factors"),
         ({"nodes": [PlanNode("site"), PlanNode("site")]}, "duplicate node id"),
         ({"nodes": [PlanNode("")]}, "non-empty id"),

@@ -292,3 +292,40 @@ async def test_a_sunny_forecast_holds_grid_charging_until_the_sun_covers_the_nee
     await wait_for(lambda: cp.connectors[1].limit_a == 0, timeout=10)
     assert state_of(hass, "sensor.cp1_limit_reason") in ("planner_wait", "strategy_max")
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("socket_enabled", "entity_registry_enabled_by_default")
+async def test_a_feed_in_above_the_off_peak_price_sells_the_sun_and_charges_off_peak(
+    hass: HomeAssistant, ws_port: int, chargers: ChargerFactory
+) -> None:
+    now = dt_util.utcnow()
+    start = slot_start(now.timestamp())
+    options = await forecast_source(hass, "entity", start)  # 9 kW from 2 h to 6 h
+    cheap_from, cheap_to = now + timedelta(hours=6), now + timedelta(hours=8)
+    entry, energy = await planned_site(
+        hass,
+        ws_port,
+        offpeak_schedule=f"{local_hhmm(cheap_from)}-{local_hhmm(cheap_to)}",
+        price_peak=0.25,
+        price_offpeak=0.10,
+        price_feed_in=0.13,  # an older surplus contract: the sun earns more on the grid than off-peak costs
+        **options,
+    )
+    cp = await chargers("CP1")
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, "TAG-1")
+    await energy.async_refresh()
+    await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)
+
+    await set_number(hass, "number.cp1_energy_to_add", 20)
+    await set_departure(hass, now + timedelta(hours=10))
+    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
+    plan = energy.planning.plan
+    assert plan is not None
+    session = plan.sessions["CP1/1"]
+    assert session.unmet_kwh == pytest.approx(0, abs=0.01)
+    assert all(watts == 0 for watts in session.power_w[:24])  # neither the peak hours nor the sun
+    assert sum(session.power_w[24:33]) / 4 / 1000 >= 20 - 0.01  # all of it in the off-peak window
+    assert plan.pv_used_kwh == pytest.approx(0, abs=0.01)
+    assert plan.cost_eur == pytest.approx(0.10 * session.energy_kwh, rel=0.01)
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -151,9 +151,11 @@ class PlanProblem:
 
     Slot ``t`` covers ``[start + t * slot_s, start + (t + 1) * slot_s)``. ``price`` is EUR/kWh per
     slot (a value, one per slot, or a tariff: a function of the slot's start time); ``pv_w`` is
-    the PV surplus available to the chargers at the root (W, free energy); ``zni`` is the EDF-SEI
-    factor per slot: 0.5 when the signal is 0 (every session capped at half its maximum), 1.0
-    otherwise. A session present for part of a slot draws for that part only.
+    the PV surplus available to the chargers at the root (W); ``feed_in`` is what a kWh of that
+    surplus earns when it goes to the grid instead (EUR/kWh, a value or one per slot; 0: the PV is
+    free energy); ``zni`` is the EDF-SEI factor per slot: 0.5 when the signal is 0 (every session
+    capped at half its maximum), 1.0 otherwise. A session present for part of a slot draws for that
+    part only.
     """
 
     start: Timestamp
@@ -161,6 +163,7 @@ class PlanProblem:
     nodes: Sequence[PlanNode]
     price: SlotValues | Callable[[float], float] = 0.0
     pv_w: SlotValues = 0.0
+    feed_in: SlotValues = 0.0
     zni: SlotValues = 1.0
     slots: int = 96
     slot_s: float = 900.0
@@ -185,10 +188,14 @@ class PlannerConfig:
     """How to plan.
 
     The objective is ``sum over slots of (cost_weight * price + import_weight) * grid import
-    (kWh) + unmet_penalty * energy not delivered (kWh)``: ``cost_weight=1, import_weight=0`` (the
-    default) minimises the cost, ``cost_weight=0, import_weight=1`` the grid import. The penalty
-    is raised to at least 10x the largest per-kWh weight so that meeting needs always comes
-    first. Negative weights (negative prices) count as zero in the model: such energy is free.
+    (kWh) + cost_weight * feed_in * PV used (kWh) + unmet_penalty * energy not delivered (kWh)``:
+    ``cost_weight=1, import_weight=0`` (the default) minimises the cost, the feed-in revenue the
+    cars' PV energy gives up included; ``cost_weight=0, import_weight=1`` the grid import. The
+    penalty is raised to at least 10x the largest per-kWh weight so that meeting needs always comes
+    first. Negative weights (negative prices) count as zero in the model: such energy is free. In
+    a slot where the sun covers only part of the draw and the grid costs less than the feed-in
+    earns, the model counts the grid part at the grid's weight for all the draw (a concave cost
+    the MILP does not model; the reported objective is exact).
 
     ``relax`` solves the LP relaxation (the minimum current ignored): for comparison only, its
     plans may hold currents a charger cannot draw.
@@ -323,6 +330,7 @@ class _Compiled:
     lim_w: FloatArray  # (N, T)
     price: FloatArray  # (T,)
     weight: FloatArray  # (T,) objective weight per imported kWh
+    pv_weight: FloatArray  # (T,) objective weight per kWh of PV a car takes (the feed-in it gives up)
     pv_kwh: FloatArray  # (T,)
     penalty: float
 
@@ -382,6 +390,9 @@ def _compile(problem: PlanProblem, config: PlannerConfig) -> _Compiled:
     pv_w = _slot_series("pv_w", problem.pv_w, slots)
     if np.any(pv_w < 0):
         raise PlanError("pv_w must be >= 0")
+    feed_in = _slot_series("feed_in", problem.feed_in, slots)
+    if np.any(feed_in < 0):
+        raise PlanError("feed_in must be >= 0")
     zni = _slot_series("zni", problem.zni, slots)
     if np.any(zni <= 0) or np.any(zni > 1):
         raise PlanError("zni factors must be in (0, 1]")
@@ -473,7 +484,8 @@ def _compile(problem: PlanProblem, config: PlannerConfig) -> _Compiled:
         cap[row] = np.where(usable, np.maximum(limit, session.min_current_a), 0.0)
 
     weight = config.cost_weight * price + config.import_weight
-    penalty = max(config.unmet_penalty, 10.0 * float(np.max(np.abs(weight))))
+    pv_weight = config.cost_weight * feed_in
+    penalty = max(config.unmet_penalty, 10.0 * float(max(np.max(np.abs(weight)), np.max(pv_weight))))
     return _Compiled(
         ids=ids,
         node_ids=list(node_index),
@@ -495,6 +507,7 @@ def _compile(problem: PlanProblem, config: PlannerConfig) -> _Compiled:
         lim_w=lim_w,
         price=price,
         weight=weight,
+        pv_weight=pv_weight,
         pv_kwh=np.asarray(pv_w * (slot_h / 1000.0), dtype=np.float64),
         penalty=penalty,
     )
@@ -521,7 +534,11 @@ def _evaluate(comp: _Compiled, current: FloatArray) -> _Figures:
     ev_kwh = energy_st.sum(axis=0)
     grid = np.maximum(ev_kwh - comp.pv_kwh, 0.0)
     cost = float(np.dot(comp.price, grid))
-    objective = float(np.dot(comp.weight, grid)) + comp.penalty * float(unmet.sum())
+    objective = (
+        float(np.dot(comp.weight, grid))
+        + float(np.dot(comp.pv_weight, ev_kwh - grid))
+        + comp.penalty * float(unmet.sum())
+    )
     return _Figures(energy, unmet, grid, float((ev_kwh - grid).sum()), cost, objective)
 
 
@@ -632,8 +649,9 @@ def _fill(comp: _Compiled, row: int, start: FloatArray, room: _Room, *, order: G
         free = np.maximum(room.pv_kwh, 0.0)
 
         def price(slot: int) -> tuple[float, int]:
-            grid_share = 1.0 - min(free[slot] / (kwh[slot] * headroom[slot]), 1.0)
-            return (max(float(comp.weight[slot]), 0.0) * grid_share, slot)
+            pv_share = min(free[slot] / (kwh[slot] * headroom[slot]), 1.0)
+            grid = max(float(comp.weight[slot]), 0.0)
+            return (grid * (1.0 - pv_share) + float(comp.pv_weight[slot]) * pv_share, slot)
 
         ranked = sorted(usable, key=price)
     excess = float(np.dot(current, kwh)) - comp.reach[row]
@@ -860,8 +878,9 @@ def _build(comp: _Compiled, config: PlannerConfig) -> tuple[_Model, _Layout]:
     ev_most = (comp.cap * comp.kwh_per_a).sum(axis=0)
     grid_weight = np.maximum(comp.weight, 0.0)
     covered = comp.pv_kwh >= ev_most - _EPS
-    mixed = (comp.pv_kwh > _EPS) & ~covered & (grid_weight > 0)
-    per_kwh = np.where(mixed | covered, 0.0, grid_weight) + _EARLY_EUR_PER_KWH * np.arange(1, slots + 1)
+    # Where the sun covers part of the draw: every kWh gives up the feed-in, the grid's pay the rest.
+    mixed = (comp.pv_kwh > _EPS) & ~covered & (grid_weight > comp.pv_weight)
+    per_kwh = np.where(mixed | covered, comp.pv_weight, grid_weight) + _EARLY_EUR_PER_KWH * np.arange(1, slots + 1)
     for row in range(size):
         usable = np.nonzero(comp.cap[row] > 0)[0]
         if not usable.size:
@@ -895,7 +914,7 @@ def _build(comp: _Compiled, config: PlannerConfig) -> tuple[_Model, _Layout]:
         # energy drawn - grid import <= PV, in the slots where the PV covers part of the draw
         upper = ev_most[pv_slots] - comp.pv_kwh[pv_slots]
         sessions = np.nonzero((layout.on[:, pv_slots] >= 0).any(axis=1))[0]
-        grid = builder.add_columns(int(sessions[0]), grid_weight[pv_slots], upper)
+        grid = builder.add_columns(int(sessions[0]), (grid_weight - comp.pv_weight)[pv_slots], upper)
         layout.grid = dict(zip(_ints(pv_slots), _ints(grid), strict=True))
         rows, index, value = layout.entries(comp, sessions, pv_slots, comp.kwh_per_a)
         builder.add_rows(
