@@ -177,14 +177,17 @@ async def test_turning_the_manager_off_releases_the_chargers(
 
 
 async def test_charger_that_refuses_a_setpoint_is_retried(
-    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cp1 = await charging(chargers, "CP1")
-    cp1.responses["SetChargingProfile"] = "Rejected"
+    cp1 = await chargers("CP1")
+    cp1.responses["SetChargingProfile"] = "Rejected"  # from the session's first setpoint on
+    await cp1.status(1, "Charging")
+    await cp1.start_transaction(1, "TAG-CP1")
     meter(hass, 2300)
     await cycle(hass, ems_site)
-    await wait_for(lambda: any(a == "SetChargingProfile" for a, _ in cp1.received))
-    await hass.async_block_till_done()
+    # The central system heard the refusal (the setpoint is sent from a task of its own).
+    await wait_for(lambda: "answered Rejected" in caplog.text)
+    assert cp1.connectors[1].limit_a is None
     del cp1.responses["SetChargingProfile"]
     await cycle(hass, ems_site)
     await wait_for(lambda: cp1.connectors[1].limit_a == 28)  # 32 - 3.3 A of other load

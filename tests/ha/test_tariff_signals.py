@@ -179,7 +179,8 @@ async def test_refused_rte_credentials_raise_a_repair_issue_and_keep_the_last_co
 ) -> None:
     fake, url = rte
     entry = await start_site(hass, ws_port, **rte_options(url))
-    await wait_for(lambda: state_of(hass, TEMPO) == "red", timeout=10)
+    # Both first fetches done (EcoWatt's runs on its own): none may meet the rotated secret below.
+    await wait_for(lambda: state_of(hass, TEMPO) == "red" and state_of(hass, ECOWATT) == "green", timeout=10)
     issue_id = f"rte_auth_failed_{entry.entry_id}"
     tariffs = energy(entry).tariffs
 

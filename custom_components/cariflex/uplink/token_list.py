@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 import json
 import logging
@@ -48,6 +49,16 @@ def _row(token: RoamingToken) -> tuple[str, str, str, str, str, str]:
     return (*token.info.key, updated, json.dumps(token.as_wire(), separators=(",", ":")))
 
 
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """What the list holds and when it was synced: replaced as a whole, so that a reader on
+    another thread never sees a count from one write with a time from another."""
+
+    count: int = 0
+    synced_at: datetime | None = None
+    fresh_at: datetime | None = None
+
+
 class RoamingTokenStore:
     """The synced roaming list of a site (one SQLite file)."""
 
@@ -56,25 +67,23 @@ class RoamingTokenStore:
         self.set_aside: list[Path] = []
         """Corrupt files renamed aside by this object."""
         self._lock = threading.Lock()
-        self._count = 0
-        self._synced_at: datetime | None = None
-        self._fresh_at: datetime | None = None
+        self._figures = _Figures()
         self._conn = self._open()
 
     @property
     def count(self) -> int:
         """Tokens on the list."""
-        return self._count
+        return self._figures.count
 
     @property
     def synced_at(self) -> datetime | None:
         """When the last complete full list was stored (None: never)."""
-        return self._synced_at
+        return self._figures.synced_at
 
     @property
     def fresh_at(self) -> datetime | None:
         """The last moment the list was known equal to the cloud's (None: never synced)."""
-        return self._fresh_at
+        return self._figures.fresh_at
 
     def replace(self, tokens: Iterable[RoamingToken], at: datetime) -> None:
         """Make ``tokens`` the whole list (a complete full sync received at ``at``), in one transaction."""
@@ -135,13 +144,10 @@ class RoamingTokenStore:
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(key, stamp) for key in keys])
 
     def _committed(self, conn: sqlite3.Connection, at: datetime, *, synced: bool, tokens_changed: bool = True) -> None:
-        # Readers on the event loop look at these attributes while the worker thread writes: the
-        # count goes first, so whoever sees the new sync time also sees the list it belongs to.
-        if tokens_changed:
-            self._count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
-        if synced:
-            self._synced_at = at
-        self._fresh_at = at
+        # Once the transaction is in: readers on the event loop see the old figures or the new ones.
+        old = self._figures
+        count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] if tokens_changed else old.count
+        self._figures = _Figures(count, at if synced else old.synced_at, at)
 
     def _run[T](self, op: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -170,12 +176,15 @@ class RoamingTokenStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             times = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            self._count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
+            count = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
         except sqlite3.DatabaseError:
             conn.close()
             raise
-        self._synced_at = datetime.fromisoformat(times["synced_at"]) if "synced_at" in times else None
-        self._fresh_at = datetime.fromisoformat(times["fresh_at"]) if "fresh_at" in times else None
+        self._figures = _Figures(
+            count,
+            datetime.fromisoformat(times["synced_at"]) if "synced_at" in times else None,
+            datetime.fromisoformat(times["fresh_at"]) if "fresh_at" in times else None,
+        )
         return conn
 
     def _set_aside(self, exc: sqlite3.DatabaseError) -> None:
