@@ -71,7 +71,7 @@ def _parse_time(value: str) -> datetime:
 
 async def _boot_and_settle(hass: HomeAssistant, cp: SimCharger16) -> None:
     """Wait for the central system's GetConfiguration after boot, then forget it."""
-    await wait_for(lambda: bool(_received(cp, "GetConfiguration")), timeout=2)
+    await wait_for(lambda: bool(_received(cp, "GetConfiguration")))
     await hass.async_block_till_done()
     cp.received.clear()
 
@@ -157,7 +157,7 @@ async def test_TC_001_boot_conf_before_central_requests(
     caplog.set_level(logging.INFO, logger="ocpp")
     cp = await chargers("CP1", boot=False)
     await cp.boot()
-    await wait_for(lambda: bool(_received(cp, "GetConfiguration")), timeout=2)
+    await wait_for(lambda: bool(_received(cp, "GetConfiguration")))
     frames = [
         json.loads(str(record.args[1]))
         for record in caplog.records
@@ -293,9 +293,9 @@ async def test_TC_010_remote_start_charging_session_cable_plugged_in_first(
     answer = await _action(hass, "remote_start_transaction", id_tag="REMOTE1", connector_id=1)
     assert answer == {"status": "Accepted"}
     assert _received(cp, "RemoteStartTransaction") == [{"idTag": "REMOTE1", "connectorId": 1}]
-    await wait_for(lambda: state_of(hass, STATUS) == "charging", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "charging")
     assert state_of(hass, BADGE) == "REMOTE1"
-    await wait_for(lambda: float(state_of(hass, SESSION_ENERGY)) > 0, timeout=2)
+    await wait_for(lambda: float(state_of(hass, SESSION_ENERGY)) > 0)
     assert cp.connectors[1].transaction_id is not None
 
 
@@ -311,7 +311,7 @@ async def test_TC_011_1_remote_start_charging_session_remote_start_first(
     answer = await _action(hass, "remote_start_transaction", id_tag="REMOTE2")
     assert answer == {"status": "Accepted"}
     assert _received(cp, "RemoteStartTransaction") == [{"idTag": "REMOTE2", "connectorId": None}]
-    await wait_for(lambda: state_of(hass, STATUS) == "charging", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "charging")
     assert state_of(hass, BADGE) == "REMOTE2"
     session = site.runtime_data.backend.chargers["CP1"].connectors[1].session
     assert session is not None
@@ -330,7 +330,7 @@ async def test_TC_012_remote_stop_charging_session(
     answer = await _action(hass, "remote_stop_transaction")
     assert answer == {"status": "Accepted"}
     assert _received(cp, "RemoteStopTransaction") == [{"transactionId": transaction_id}]
-    await wait_for(lambda: state_of(hass, STATUS) == "finishing", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "finishing")
     _assert_idle(hass, "finishing")
     assert [(e.data["transaction_id"], e.data["stop_reason"], e.data["energy_wh"]) for e in ended] == [
         (str(transaction_id), "Remote", 7000)
@@ -341,7 +341,7 @@ async def test_TC_012_remote_stop_charging_session(
 async def _reboot(hass: HomeAssistant, chargers: ChargerFactory, cp: SimCharger16) -> SimCharger16:
     """The charger restarts: connection drops, it reconnects, boots and reports its statuses."""
     await chargers.disconnect(cp)
-    await wait_for(lambda: state_of(hass, CONNECTED) == "off", timeout=2)
+    await wait_for(lambda: state_of(hass, CONNECTED) == "off")
     assert state_of(hass, STATUS) == "unavailable"
     rebooted = await chargers("CP1", boot=False)
     boot = await rebooted.boot()
@@ -420,7 +420,7 @@ async def test_TC_018_1_unlock_connector_with_charging_session(
     cp.on_received = lambda action, _payload: cp.spawn(stop_on_unlock()) if action == "UnlockConnector" else None
     await _press(hass, UNLOCK)
     assert cp.received == [("UnlockConnector", {"connectorId": 1})]
-    await wait_for(lambda: bool(ended) and state_of(hass, STATUS) == "available", timeout=2)
+    await wait_for(lambda: bool(ended) and state_of(hass, STATUS) == "available")
     _assert_idle(hass)
     assert [(e.data["transaction_id"], e.data["stop_reason"], e.data["energy_wh"]) for e in ended] == [
         (str(transaction_id), "UnlockCommand", 7000)

@@ -87,7 +87,7 @@ class Station(SimCharger201):
 
     async def wait_answered(self, action: str, count: int) -> list[tuple[Any, Any]]:
         """Wait until ``count`` messages of ``action`` are answered (the answer reaches the station last)."""
-        await wait_for(lambda: len(self.answered(action)) >= count, timeout=2)
+        await wait_for(lambda: len(self.answered(action)) >= count)
         return self.answered(action)
 
     def forget(self) -> None:
@@ -136,7 +136,7 @@ class Stations:
             done = sum(1 for request, _ in station.answered("NotifyReport") if not request.tbc)
             return asked > 0 and done >= asked
 
-        await wait_for(reported, timeout=2)
+        await wait_for(reported)
         await self.hass.async_block_till_done()
         assert self.hass.states.get(STATUS.replace("cs1", station.id.lower())) is not None
         station.forget()
@@ -152,7 +152,7 @@ class Stations:
                 with contextlib.suppress(Exception):
                     await ws.close()
                 self._open[index] = (station, None, task)
-        await wait_for(lambda: not _charger(self.hass, station.id).connected, timeout=2)
+        await wait_for(lambda: not _charger(self.hass, station.id).connected)
 
     async def reconnect(self, station: Station) -> None:
         """The same station opens a new websocket (and does not boot)."""
@@ -161,7 +161,7 @@ class Stations:
         for index, (known, _ws, _task) in enumerate(self._open):
             if known is station:
                 self._open[index] = (station, ws, self._loop(station))
-        await wait_for(lambda: _charger(self.hass, station.id).connected, timeout=2)
+        await wait_for(lambda: _charger(self.hass, station.id).connected)
 
     async def close_all(self) -> None:
         for station, ws, task in self._open:
@@ -508,7 +508,7 @@ async def test_TC_F_01_remote_start_cable_plugged_first(hass: HomeAssistant, sta
     assert request["evseId"] == 1
     assert isinstance(request["remoteStartId"], int)
     assert "chargingProfile" not in request
-    await wait_for(lambda: state_of(hass, STATUS) == "charging", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "charging")
     [(started, answer)] = await station.wait_answered("TransactionEvent", 1)
     assert started.trigger_reason == "RemoteStart"
     assert started.transaction_info["remote_start_id"] == request["remoteStartId"]
@@ -569,11 +569,11 @@ async def test_TC_F_03_remote_stop_transaction(hass: HomeAssistant, stations: St
     # On the connector given...
     assert await _action(hass, "remote_stop_transaction", connector_id=2) == {"status": "Accepted"}
     assert station.got("RequestStopTransaction") == [{"transactionId": second}]
-    await wait_for(lambda: _charger(hass).connectors[2].status.value == "available", timeout=2)
+    await wait_for(lambda: _charger(hass).connectors[2].status.value == "available")
     # ...or the one that runs when none is given.
     assert await _action(hass, "remote_stop_transaction") == {"status": "Accepted"}
     assert station.got("RequestStopTransaction")[-1] == {"transactionId": first}
-    await wait_for(lambda: state_of(hass, STATUS) == "available", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "available")
 
     assert [(r["transaction_id"], r["stop_reason"]) for r in _history(hass)] == [
         (second, "Remote"),
@@ -619,7 +619,7 @@ async def test_TC_F_06_trigger_message(hass: HomeAssistant, stations: Stations) 
     station.boot_result = None
     assert await trigger("BootNotification") == {"status": "Accepted"}
     assert station.got("TriggerMessage") == [{"requestedMessage": "BootNotification"}]
-    await wait_for(lambda: station.boot_result is not None, timeout=2)
+    await wait_for(lambda: station.boot_result is not None)
     assert station.boot_result.status == "Accepted"
     [boot] = station.sent("BootNotification")
     assert boot.reason == "Triggered"
@@ -636,12 +636,12 @@ async def test_TC_F_06_trigger_message(hass: HomeAssistant, stations: Stations) 
     station.evses[1].connector_status = "Occupied"
     assert await trigger("StatusNotification", connector_id=1) == {"status": "Accepted"}
     assert station.got("TriggerMessage")[-1] == {"requestedMessage": "StatusNotification", "evse": {"id": 1}}
-    await wait_for(lambda: state_of(hass, STATUS) == "occupied", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "occupied")
 
     # MeterValues
     station.evses[1].energy_wh = 4321.0
     assert await trigger("MeterValues", connector_id=1) == {"status": "Accepted"}
-    await wait_for(lambda: state_of(hass, ENERGY) not in ("unknown", "unavailable"), timeout=2)
+    await wait_for(lambda: state_of(hass, ENERGY) not in ("unknown", "unavailable"))
     assert _value(hass, ENERGY) == pytest.approx(4.321)
     [meter_values] = station.sent("MeterValues")
     assert meter_values.meter_value[0]["sampled_value"][0]["context"] == "Trigger"
@@ -651,7 +651,7 @@ async def test_TC_F_06_trigger_message(hass: HomeAssistant, stations: Stations) 
     await _charging(hass, station)
     station.evses[1].energy_wh += 1000.0
     assert await trigger("TransactionEvent", connector_id=1) == {"status": "Accepted"}
-    await wait_for(lambda: _value(hass, SESSION_ENERGY) == pytest.approx(1.0), timeout=2)
+    await wait_for(lambda: _value(hass, SESSION_ENERGY) == pytest.approx(1.0))
     request = station.sent("TransactionEvent")[-1]
     assert (request.event_type, request.trigger_reason) == ("Updated", "Trigger")
     assert (await station.wait_answered("TransactionEvent", 2))[-1][1] is not None
@@ -689,13 +689,13 @@ async def test_TC_G_03_change_availability_evse(hass: HomeAssistant, stations: S
 
     assert await _action(hass, "change_availability", connector_id=1, operative=False) == {"status": "Accepted"}
     assert station.got("ChangeAvailability") == [{"operationalStatus": "Inoperative", "evse": {"id": 1}}]
-    await wait_for(lambda: state_of(hass, STATUS) == "unavailable", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "unavailable")
     assert _charger(hass).connectors[2].status.value == "available"
     assert state_of(hass, AVAILABLE) == "on"  # the station as a whole stays operative
 
     assert await _action(hass, "change_availability", connector_id=1, operative=True) == {"status": "Accepted"}
     assert station.got("ChangeAvailability")[-1] == {"operationalStatus": "Operative", "evse": {"id": 1}}
-    await wait_for(lambda: state_of(hass, STATUS) == "available", timeout=2)
+    await wait_for(lambda: state_of(hass, STATUS) == "available")
 
     # With a transaction running the change is only Scheduled: nothing changes yet.
     await _charging(hass, station, evse_id=2)
@@ -714,12 +714,12 @@ async def test_TC_G_04_change_availability_charging_station(hass: HomeAssistant,
 
     await hass.services.async_call("switch", "turn_off", {"entity_id": AVAILABLE}, blocking=True)
     assert station.got("ChangeAvailability") == [{"operationalStatus": "Inoperative"}]
-    await wait_for(lambda: state_of(hass, AVAILABLE) == "off", timeout=2)
+    await wait_for(lambda: state_of(hass, AVAILABLE) == "off")
     assert [c.status.value for c in _charger(hass).outlets] == ["unavailable", "unavailable"]
 
     await hass.services.async_call("switch", "turn_on", {"entity_id": AVAILABLE}, blocking=True)
     assert station.got("ChangeAvailability")[-1] == {"operationalStatus": "Operative"}
-    await wait_for(lambda: [c.status.value for c in _charger(hass).outlets] == ["available", "available"], timeout=2)
+    await wait_for(lambda: [c.status.value for c in _charger(hass).outlets] == ["available", "available"])
     assert state_of(hass, AVAILABLE) == "on"
 
     station.responses["ChangeAvailability"] = "Rejected"
@@ -1090,7 +1090,7 @@ async def test_TC_K_37_remote_start_with_charging_profile(hass: HomeAssistant, s
     [request] = station.got("RequestStartTransaction")
     assert request["chargingProfile"] == profile
     assert "transactionId" not in request["chargingProfile"]  # the station fills it in
-    await wait_for(lambda: 77 in station.charging_profiles, timeout=2)
+    await wait_for(lambda: 77 in station.charging_profiles)
     transaction_id = station.evses[1].transaction_id
     assert station.charging_profiles[77][1]["transaction_id"] == transaction_id
     assert station.evses[1].limit_a == 8
@@ -1171,7 +1171,7 @@ async def test_TC_L_01_update_firmware(hass: HomeAssistant, stations: Stations) 
         "location": "https://firmware.example.com/cs-2.0.0.bin",
         "retrieveDateTime": "2026-01-01T10:00:00Z",
     }
-    await wait_for(lambda: charger.firmware_status == "Installed", timeout=2)
+    await wait_for(lambda: charger.firmware_status == "Installed")
     unsubscribe()
     assert statuses == ["Downloading", "Downloaded", "Installing", "Installed"]
     notifications = await station.wait_answered("FirmwareStatusNotification", 4)
@@ -1203,7 +1203,7 @@ async def test_TC_N_25_get_log_and_customer_information(hass: HomeAssistant, sta
     [request] = station.got("GetLog")
     assert request["logType"] == "DiagnosticsLog"
     assert request["log"] == {"remoteLocation": "https://logs.example.com/upload"}
-    await wait_for(lambda: charger.diagnostics_status == "Uploaded", timeout=2)
+    await wait_for(lambda: charger.diagnostics_status == "Uploaded")
     notifications = await station.wait_answered("LogStatusNotification", 2)
     assert [(n.status, n.request_id) for n, _ in notifications] == [
         ("Uploading", request["requestId"]),
@@ -1321,7 +1321,7 @@ async def test_201_reconnect_with_other_version_gets_other_adapter(
     """CS1 first connects as OCPP 1.6, then as 2.0.1: the 2.0.1 adapter serves it, same device and entities."""
     cp = await chargers(CS)
     await cp.status(1, "Available")
-    await wait_for(lambda: hass.states.get(STATUS) is not None, timeout=2)
+    await wait_for(lambda: hass.states.get(STATUS) is not None)
     central = _entry(hass).runtime_data.central
     assert central is not None
     assert isinstance(central.adapter(CS), V16Adapter)
@@ -1338,7 +1338,7 @@ async def test_201_reconnect_with_other_version_gets_other_adapter(
     before = entities()
     assert ("sensor.cs1_status", "CS1_1_status") in before
     await chargers.disconnect(cp)
-    await wait_for(lambda: state_of(hass, CONNECTED) == "off", timeout=2)
+    await wait_for(lambda: state_of(hass, CONNECTED) == "off")
 
     station = await stations(CS)
     await station.status(1, "Occupied")
