@@ -102,7 +102,11 @@ class SimCharger16(ChargePoint):  # type: ignore[misc]
             self.on_received(action, payload)
 
     def _answer(self, action: str, default: Any) -> Any:
-        return self.responses.get(action, default)
+        """The configured answer to ``action``; an exception there is raised (a CALLERROR goes back)."""
+        answer = self.responses.get(action, default)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def spawn(self, coro: Any) -> None:
         """Run a follow-up (outside the message loop)."""

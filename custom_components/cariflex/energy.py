@@ -11,12 +11,13 @@ replaced by a conservative fallback load, with a repair issue, until it comes ba
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN, UnitOfPower
@@ -89,6 +90,7 @@ from .ems.tree import Charger as EmsCharger, Node, NodeKind, PerPhase, Phase, Si
 from .ems.zni import ZniConfig, ZniSource
 from .issues import RepairIssue
 from .modbus import Quantity
+from .ocpp.errors import CallError, CallTimeoutError
 from .ocpp.model import Connector, ConnectorStatus
 from .planning import ChargePlanner
 from .signal_sources import TariffSignals, ZniSignal
@@ -103,6 +105,20 @@ SITE_NODE = "site"
 RAMP_DELAY_S = 3.0  # how long cars take to follow a lower setpoint before others may go up
 OFFLINE_GRACE_S = 300.0  # how long a charger that dropped off while charging is assumed to still draw
 _PHASE_KEYS = ("L1", "L2", "L3")
+REFUSAL_RETRY_S = 10.0  # a refused setpoint is tried again after 10 s, then 20, 40... (one charger, one connector)
+REFUSAL_RETRY_MAX_S = 300.0
+REFUSALS_FOR_ISSUE = 3  # refusals in a row before the installer is told (a repair issue per charger)
+
+
+@dataclass(slots=True)
+class _Refusal:
+    """A connector whose charger refused (or did not answer) its last setpoints."""
+
+    count: int
+    retry_at: float  # clock seconds
+    answer: str
+
+
 _KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
 
 
@@ -256,6 +272,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self._sending: set[str] = set()
         self._applied_at: dict[str, float] = {}  # when each connector's latest setpoint was accepted
         self._desired: dict[str, tuple[float | None, int | None]] = {}  # (A, phases when switched)
+        self._refused: dict[str, _Refusal] = {}
+        self._refusal_issues: dict[str, RepairIssue] = {}  # per charger
+        self._entry_id = entry.entry_id
+        self._clock: Callable[[], float] = time.monotonic
         self._meter_issue = RepairIssue(hass, entry.entry_id, "meter_unavailable")
         self._issues = {key: RepairIssue(hass, entry.entry_id, key) for key in ("zni_unavailable", "pv_data_lost")}
         self.data = EnergyState(self.mode, EmsStatus.OFF if self.mode is EmsMode.OFF else EmsStatus.IDLE)
@@ -420,6 +440,9 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         for known in list(self.regulator.state):
             if known not in wanted:
                 self.regulator.forget(known)
+        for known in list(self._refused):
+            if known not in wanted:
+                del self._refused[known]  # a new session starts afresh
         readings, surplus_source = self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors)
         strategy = self.strategy.cycle(
             now,
@@ -861,6 +884,13 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         self._desired[key] = (amps, phases)
         if key in self._sending:
             return  # the sender in flight sends this newer value when it is done
+        refusal = self._refused.get(key)
+        if refusal is not None and self._clock() < refusal.retry_at:
+            # The charger refused the last one: not before the retry time. Forgotten, so that a
+            # later cycle asks again.
+            del self._desired[key]
+            self.regulator.forget(key)
+            return
         for coordinator, connector in connectors:
             if session_id(coordinator.charger_id, connector.connector_id) != key:
                 continue
@@ -882,18 +912,54 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
                 status = await link.set_current_limit(connector_id, amps, phases)
                 self._applied_at[key] = dt_util.utcnow().timestamp()
                 if status != "Accepted":
-                    _LOGGER.warning("%s: setpoint %s A (%s phases) answered %s", key, amps, phases or "all", status)
-                    self.regulator.forget(key)
+                    self._refusal(key, f"{amps} A ({phases or 'all'} phases) answered {status}", status)
                     return
+                self._accepted(key)
                 if self._desired.get(key) == wanted:
                     return
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
-        except Exception as err:  # noqa: BLE001 - retried at the next cycle
-            _LOGGER.warning("%s: setpoint not sent: %s", key, err)
-            self.regulator.forget(key)
+        except CallError as err:
+            self._refusal(key, f"answered a CALLERROR: {err}", err.code)
+        except CallTimeoutError as err:
+            self._refusal(key, f"not answered: {err}", "no answer")
+        except Exception as err:  # noqa: BLE001 - retried later
+            self._refusal(key, f"not sent: {err}", type(err).__name__)
         finally:
             self._sending.discard(key)
+
+    def _refusal(self, key: str, what: str, answer: str) -> None:
+        """A setpoint refused or lost: try again later, less and less often; tell the installer."""
+        self.regulator.forget(key)
+        previous = self._refused.get(key)
+        count = 1 if previous is None else previous.count + 1
+        wait = min(REFUSAL_RETRY_S * 2 ** (count - 1), REFUSAL_RETRY_MAX_S)
+        self._refused[key] = _Refusal(count, self._clock() + wait, answer)
+        if count == 1:
+            _LOGGER.warning("%s: setpoint %s; trying again in %.0f s", key, what, wait)
+        else:
+            _LOGGER.debug("%s: setpoint %s (%d in a row); trying again in %.0f s", key, what, count, wait)
+        charger_id = key.rpartition("/")[0]
+        if count >= REFUSALS_FOR_ISSUE:
+            issue = self._refusal_issue(charger_id)
+            if issue.set(True, {"charger": charger_id, "answer": answer, "count": str(count)}):
+                _LOGGER.warning("%s refuses the energy manager's limits (%s, %d in a row)", charger_id, answer, count)
+
+    def _accepted(self, key: str) -> None:
+        refusal = self._refused.pop(key, None)
+        if refusal is None:
+            return
+        charger_id = key.rpartition("/")[0]
+        _LOGGER.info("%s: setpoint accepted again after %d refusal(s)", key, refusal.count)
+        self._refusal_issue(charger_id).set(False)
+
+    def _refusal_issue(self, charger_id: str) -> RepairIssue:
+        issue = self._refusal_issues.get(charger_id)
+        if issue is None:
+            issue = self._refusal_issues[charger_id] = RepairIssue(
+                self.hass, self._entry_id, "setpoint_refused", suffix=charger_id
+            )
+        return issue
 
     @callback
     def _set_meter_issue(self, meter_w: float | None) -> None:

@@ -11,7 +11,7 @@ from .const import DOMAIN
 
 
 class RepairIssue:
-    """One repair issue of a site entry (``<key>_<entry id>``, translated under ``issues.<key>``).
+    """One repair issue of a site entry (translated under ``issues.<key>``).
 
     :meth:`set` follows a condition cycle after cycle and touches the registry only when it
     changes; the placeholders are those of the moment the issue is raised.
@@ -23,12 +23,16 @@ class RepairIssue:
         entry_id: str,
         key: str,
         severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+        *,
+        suffix: str | None = None,
     ) -> None:
         self.hass = hass
         self.key = key
-        self.issue_id = f"{key}_{entry_id}"
+        self.issue_id = f"{key}_{entry_id}" if suffix is None else f"{key}_{entry_id}_{suffix}"
+        """``<key>_<entry id>``, or ``<key>_<entry id>_<suffix>`` for one of several (a charger's)."""
         self.severity = severity
-        self.open = False
+        # An issue raised before a restart is still in the registry: clearing it must remove it.
+        self.open = ir.async_get(hass).async_get_issue(DOMAIN, self.issue_id) is not None
 
     @callback
     def set(self, active: bool, placeholders: Mapping[str, str] | None = None) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from ocpp.exceptions import NotSupportedError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -176,21 +177,75 @@ async def test_turning_the_manager_off_releases_the_chargers(
     assert state_of(hass, "select.test_site_energy_manager") == "off"
 
 
-async def test_charger_that_refuses_a_setpoint_is_retried(
+async def test_charger_that_refuses_setpoints_is_retried_less_and_less_often_and_reported(
     hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    coordinator = energy(ems_site)
+    clock = [1000.0]
+    coordinator._clock = lambda: clock[0]  # the retry times, without waiting for them
     cp1 = await chargers("CP1")
     cp1.responses["SetChargingProfile"] = "Rejected"  # from the session's first setpoint on
     await cp1.status(1, "Charging")
     await cp1.start_transaction(1, "TAG-CP1")
     meter(hass, 2300)
+
+    def sent() -> int:
+        return sum(action == "SetChargingProfile" for action, _ in cp1.received)
+
+    async def refused(count: int) -> None:
+        # The central system heard the refusal (each setpoint is sent from a task of its own).
+        await wait_for(lambda: sent() == count and coordinator._refused["CP1/1"].count == count)
+
     await cycle(hass, ems_site)
-    # The central system heard the refusal (the setpoint is sent from a task of its own).
-    await wait_for(lambda: "answered Rejected" in caplog.text)
+    await refused(1)
     assert cp1.connectors[1].limit_a is None
+    # Cycle after cycle within the 10 s: nothing more goes to the charger.
+    for _ in range(3):
+        await cycle(hass, ems_site)
+    assert sent() == 1
+    # Then 10 s, 20 s: the second and third tries; the third raises a repair issue.
+    for wait, count in ((10.0, 2), (20.0, 3)):
+        clock[0] += wait - 0.5
+        await cycle(hass, ems_site)
+        assert sent() == count - 1  # not yet
+        clock[0] += 0.5
+        await cycle(hass, ems_site)
+        await refused(count)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"setpoint_refused_{ems_site.entry_id}_CP1")
+    assert issue is not None
+    assert issue.translation_placeholders == {"charger": "CP1", "answer": "Rejected", "count": "3"}
+    # One warning for the first refusal, one when the issue is raised: the log is not flooded.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "CP1" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert "trying again in 10 s" in warnings[0]
+
+    # The charger accepts again (its smart charging was switched on): at the next try, 40 s on.
     del cp1.responses["SetChargingProfile"]
+    clock[0] += 40.0
     await cycle(hass, ems_site)
     await wait_for(lambda: cp1.connectors[1].limit_a == 28)  # 32 - 3.3 A of other load
+    await wait_for(lambda: "CP1/1" not in coordinator._refused)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"setpoint_refused_{ems_site.entry_id}_CP1") is None
+
+
+async def test_a_charger_that_drops_a_setpoint_call_is_retried(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    coordinator = energy(ems_site)
+    clock = [1000.0]
+    coordinator._clock = lambda: clock[0]
+    cp1 = await chargers("CP1")
+    cp1.responses["SetChargingProfile"] = NotSupportedError("no smart charging on this one")
+    await cp1.status(1, "Charging")
+    await cp1.start_transaction(1, "TAG-CP1")
+    meter(hass, 2300)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: "CP1/1" in coordinator._refused)
+    assert coordinator._refused["CP1/1"].answer == "NotSupported"
+    del cp1.responses["SetChargingProfile"]
+    clock[0] += 10.0
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 28)
 
 
 def test_power_readings() -> None:
