@@ -156,6 +156,21 @@ async def test_meter_lost_uses_fallback_and_raises_a_repair(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_a_repair_issue_from_before_a_restart_is_cleared_once_its_cause_is_gone(
+    hass: HomeAssistant, ems_site: MockConfigEntry
+) -> None:
+    issue_id = f"meter_unavailable_{ems_site.entry_id}"
+    hass.states.async_set(METER, "unavailable", {"unit_of_measurement": "W"})
+    await cycle(hass, ems_site)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    meter(hass, 0)  # the meter comes back while Home Assistant restarts
+    assert await hass.config_entries.async_reload(ems_site.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None  # kept over the restart
+    await cycle(hass, ems_site)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
 async def test_turning_the_manager_off_releases_the_chargers(
     hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
 ) -> None:
