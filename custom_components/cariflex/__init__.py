@@ -7,7 +7,7 @@ import logging
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import config_validation as cv, device_registry as dr, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_WS_PORT, CONF_WSS_PORT, DOMAIN
@@ -62,6 +62,14 @@ async def async_unload_entry(hass: HomeAssistant, entry: CariflexConfigEntry) ->
     if unloaded:
         await entry.runtime_data.async_stop()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: CariflexConfigEntry) -> None:
+    """The site is deleted: its repair issues go with it (they outlive restarts, not the site)."""
+    registry = ir.async_get(hass)
+    for domain, issue_id in list(registry.issues):
+        if domain == DOMAIN and (issue_id.endswith(f"_{entry.entry_id}") or f"_{entry.entry_id}_" in issue_id):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: CariflexConfigEntry) -> None:

@@ -43,7 +43,8 @@ async def ems_site(hass: HomeAssistant, socket_enabled: None, ws_port: int) -> A
         "select", "select_option", {"entity_id": "select.test_site_energy_manager", "option": "on"}, blocking=True
     )
     yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
+    if hass.config_entries.async_get_entry(entry.entry_id) is not None:  # not deleted by the test
+        await hass.config_entries.async_unload(entry.entry_id)
 
 
 def energy(entry: MockConfigEntry) -> EnergyCoordinator:
@@ -169,6 +170,22 @@ async def test_a_repair_issue_from_before_a_restart_is_cleared_once_its_cause_is
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None  # kept over the restart
     await cycle(hass, ems_site)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+    # Deleting the site deletes its issues, and only its own.
+    hass.states.async_set(METER, "unavailable", {"unit_of_measurement": "W"})
+    await cycle(hass, ems_site)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "meter_unavailable_other-site",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="meter_unavailable",
+    )
+    assert await hass.config_entries.async_remove(ems_site.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "meter_unavailable_other-site") is not None
 
 
 async def test_turning_the_manager_off_releases_the_chargers(
