@@ -424,6 +424,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         now_dt = dt_util.utcnow()
         now = now_dt.timestamp()
         connectors = self._active_connectors()
+        active = {session_id(coordinator.charger_id, connector.connector_id) for coordinator, connector in connectors}
+        for known in list(self._refused):
+            if known not in active:
+                del self._refused[known]  # a new session starts afresh
         if self.mode is EmsMode.OFF:
             self._set_meter_issue(None)
             return EnergyState(
@@ -440,9 +444,6 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         for known in list(self.regulator.state):
             if known not in wanted:
                 self.regulator.forget(known)
-        for known in list(self._refused):
-            if known not in wanted:
-                del self._refused[known]  # a new session starts afresh
         readings, surplus_source = self._strategy_inputs(now_dt, meter_w, measured_at, inputs, connectors)
         strategy = self.strategy.cycle(
             now,
