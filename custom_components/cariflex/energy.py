@@ -105,6 +105,7 @@ SITE_NODE = "site"
 RAMP_DELAY_S = 3.0  # how long cars take to follow a lower setpoint before others may go up
 OFFLINE_GRACE_S = 300.0  # how long a charger that dropped off while charging is assumed to still draw
 _PHASE_KEYS = ("L1", "L2", "L3")
+_KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
 REFUSAL_RETRY_S = 10.0  # a refused setpoint is tried again after 10 s, then 20, 40... (one charger, one connector)
 REFUSAL_RETRY_MAX_S = 300.0
 REFUSALS_FOR_ISSUE = 3  # refusals in a row before the installer is told (a repair issue per charger)
@@ -117,9 +118,6 @@ class _Refusal:
     count: int
     retry_at: float  # clock seconds
     answer: str
-
-
-_KW_UNITS = {UnitOfPower.KILO_WATT, "kW"}
 
 
 def split_net_load(meter_total: PerPhase, ev_draws: Iterable[PerPhase]) -> tuple[PerPhase, PerPhase]:
@@ -948,11 +946,10 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
 
     def _accepted(self, key: str) -> None:
         refusal = self._refused.pop(key, None)
-        if refusal is None:
-            return
-        charger_id = key.rpartition("/")[0]
-        _LOGGER.info("%s: setpoint accepted again after %d refusal(s)", key, refusal.count)
-        self._refusal_issue(charger_id).set(False)
+        if refusal is not None:
+            _LOGGER.info("%s: setpoint accepted again after %d refusal(s)", key, refusal.count)
+        # Also an issue left from before a restart: the registry knows it, this cycle does not.
+        self._refusal_issue(key.rpartition("/")[0]).set(False)
 
     def _refusal_issue(self, charger_id: str) -> RepairIssue:
         issue = self._refusal_issues.get(charger_id)

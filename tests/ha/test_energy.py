@@ -260,6 +260,20 @@ async def test_charger_that_refuses_setpoints_is_retried_less_and_less_often_and
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"setpoint_refused_{ems_site.entry_id}_CP1") is None
 
 
+async def test_a_refusal_issue_from_before_a_restart_clears_at_the_first_accepted_limit(
+    hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
+) -> None:
+    issue_id = f"setpoint_refused_{ems_site.entry_id}_CP1"
+    ir.async_create_issue(
+        hass, DOMAIN, issue_id, is_fixable=False, severity=ir.IssueSeverity.WARNING, translation_key="setpoint_refused"
+    )
+    cp1 = await charging(chargers, "CP1")
+    meter(hass, 2300)
+    await cycle(hass, ems_site)
+    await wait_for(lambda: cp1.connectors[1].limit_a == 28)
+    await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None)
+
+
 async def test_a_charger_that_drops_a_setpoint_call_is_retried(
     hass: HomeAssistant, ems_site: MockConfigEntry, chargers: ChargerFactory
 ) -> None:
