@@ -80,6 +80,7 @@ def _signals(entry: CariflexConfigEntry) -> dict[str, Any]:
         "tempo": "entity" if tariffs.tempo_entity else ("rte" if tariffs.tempo_client else "none"),
         "ecowatt": "entity" if tariffs.ecowatt_entity else ("rte" if tariffs.ecowatt_client else "none"),
         "rte_errors": dict(tariffs.errors),
+        "setpoint_refusals": energy.refusals(),
     }
 
 

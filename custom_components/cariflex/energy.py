@@ -927,6 +927,14 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         finally:
             self._sending.discard(key)
 
+    def refusals(self) -> dict[str, dict[str, Any]]:
+        """The connectors whose charger refused their last setpoints: how often, the answer, the next try."""
+        now = self._clock()
+        return {
+            key: {"count": r.count, "answer": r.answer, "retry_in_s": round(max(r.retry_at - now, 0.0), 1)}
+            for key, r in self._refused.items()
+        }
+
     def _refusal(self, key: str, what: str, answer: str) -> None:
         """A setpoint refused or lost: try again later, less and less often; tell the installer."""
         self.regulator.forget(key)

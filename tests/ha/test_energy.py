@@ -13,6 +13,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.cariflex.const import DOMAIN
+from custom_components.cariflex.diagnostics import async_get_config_entry_diagnostics
 from custom_components.cariflex.energy import EmsMode, EnergyCoordinator, read_power_w
 from simulator.charger16 import SimCharger16
 from tests.conftest import ChargerFactory, site_entry, state_of, wait_for
@@ -246,6 +247,10 @@ async def test_charger_that_refuses_setpoints_is_retried_less_and_less_often_and
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"setpoint_refused_{ems_site.entry_id}_CP1")
     assert issue is not None
     assert issue.translation_placeholders == {"charger": "CP1", "answer": "Rejected", "count": "3"}
+    diagnostics = await async_get_config_entry_diagnostics(hass, ems_site)
+    assert diagnostics["signals"]["setpoint_refusals"] == {
+        "CP1/1": {"count": 3, "answer": "Rejected", "retry_in_s": 40.0}
+    }
     # One warning for the first refusal, one when the issue is raised: the log is not flooded.
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "CP1" in r.getMessage()]
     assert len(warnings) == 2, warnings
