@@ -58,6 +58,7 @@ from .signals import (
     ZniSignalClient,
     ecowatt_level_from_state,
     parse_schedule,
+    rte_token,
     tempo_color_from_state,
 )
 
@@ -212,10 +213,11 @@ class TariffSignals:
         secret = str(self._settings[CONF_RTE_CLIENT_SECRET])
         base_url = str(self._settings.get(CONF_RTE_URL) or RTE_BASE_URL)
         try:
+            token = rte_token(session, client_id, secret, base_url=base_url)  # one application, one token
             if not self.tempo_entity:
-                self.tempo_client = TempoClient(session, client_id, secret, base_url=base_url)
+                self.tempo_client = TempoClient(session, client_id, secret, base_url=base_url, token=token)
             if not self.ecowatt_entity:
-                self.ecowatt_client = EcoWattClient(session, client_id, secret, base_url=base_url)
+                self.ecowatt_client = EcoWattClient(session, client_id, secret, base_url=base_url, token=token)
         except SignalError as err:  # the options flow checks them; an old value may not pass
             self.tempo_client = self.ecowatt_client = None
             _LOGGER.error("RTE data portal misconfigured: %s", err)

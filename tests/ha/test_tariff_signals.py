@@ -147,6 +147,7 @@ async def test_tempo_and_ecowatt_from_rte_hold_a_charger_that_avoids_red_days(
     assert state.attributes["options"] == ["blue", "white", "red"]
     assert fake.tempo_requests
     assert fake.ecowatt_requests == 1
+    assert fake.token_requests == 1  # one application, one token for both APIs
 
     cp1 = await charging(chargers, "CP1")
     meter(hass, 0)

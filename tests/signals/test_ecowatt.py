@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,13 @@ import pytest
 from custom_components.cariflex.signals import (
     EcoWattClient,
     EcoWattLevel,
+    SignalConfigError,
     SignalRateLimitError,
     SignalResponseError,
+    TempoClient,
     decode_ecowatt_signals,
     ecowatt_level_from_state,
+    rte_token,
 )
 from custom_components.cariflex.signals.timeutil import PARIS
 
@@ -260,3 +264,29 @@ def test_level_colors() -> None:
 )
 def test_level_from_entity_state(state: object, level: EcoWattLevel | None) -> None:
     assert ecowatt_level_from_state(state) == level
+
+
+async def test_tempo_and_ecowatt_share_one_token_of_the_application(
+    session: aiohttp.ClientSession, rte: tuple[FakeRte, str]
+) -> None:
+    fake, base = rte
+    token = rte_token(session, RTE_CLIENT_ID, RTE_CLIENT_SECRET, base_url=base)
+    tempo = TempoClient(session, RTE_CLIENT_ID, RTE_CLIENT_SECRET, base_url=base, token=token)
+    ecowatt = make_client(session, base, token=token)
+    # Both first fetches at once (as at start-up): one token request, both calls carry it.
+    await asyncio.gather(tempo.fetch(NOW), ecowatt.fetch(NOW))
+    assert fake.token_requests == 1
+    assert fake.bearer_seen == [f"Bearer {fake.issued[0]}"] * 2
+    assert tempo.api.token is ecowatt.api.token
+    # A token RTE revoked is renewed once, for both.
+    fake.revoke()
+    await ecowatt.fetch(NOW + timedelta(hours=1))
+    await tempo.fetch(NOW + timedelta(hours=1))
+    assert fake.token_requests == 2
+
+
+def test_an_rte_token_checks_its_credentials_and_address(session: aiohttp.ClientSession) -> None:
+    with pytest.raises(SignalConfigError):
+        rte_token(session, "", RTE_CLIENT_SECRET)
+    with pytest.raises(SignalConfigError):
+        rte_token(session, RTE_CLIENT_ID, RTE_CLIENT_SECRET, base_url="ftp://rte.example")

@@ -35,7 +35,7 @@ from .errors import (
     SignalResponseError,
 )
 from .quota import DailyQuota
-from .rte import RTE_BASE_URL, ClientCredentialsToken, RteApi
+from .rte import RTE_BASE_URL, ClientCredentialsToken, RteApi, rte_token
 from .schedule import OffPeakSchedule, parse_schedule
 from .tempo import TempoCalendar, TempoClient, TempoColor, TempoDay, decode_tempo_calendars, tempo_color_from_state
 from .zni import SignalSlot, ZniSignalClient
@@ -69,5 +69,6 @@ __all__ = [
     "decode_tempo_calendars",
     "ecowatt_level_from_state",
     "parse_schedule",
+    "rte_token",
     "tempo_color_from_state",
 ]

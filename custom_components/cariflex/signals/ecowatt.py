@@ -27,7 +27,7 @@ import aiohttp
 
 from ._http import DEFAULT_TIMEOUT
 from .errors import SignalRateLimitError, SignalResponseError
-from .rte import RTE_BASE_URL, RteApi
+from .rte import RTE_BASE_URL, ClientCredentialsToken, RteApi
 from .tempo import normalize_state
 from .timeutil import PARIS, local_midnight, parse_instant, require_aware
 
@@ -203,9 +203,12 @@ class EcoWattClient:
         *,
         base_url: str = RTE_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        token: ClientCredentialsToken | None = None,
         min_interval: timedelta = MIN_INTERVAL,
     ) -> None:
-        self._api = RteApi(session, client_id, client_secret, source="EcoWatt", base_url=base_url, timeout=timeout)
+        self._api = RteApi(
+            session, client_id, client_secret, source="EcoWatt", base_url=base_url, timeout=timeout, token=token
+        )
         self._min_interval = min_interval
         self._last_request: datetime | None = None
         self._blocked_until: datetime | None = None

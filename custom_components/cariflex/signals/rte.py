@@ -8,6 +8,7 @@ RTE (https://data.rte-france.com) protects every API with OAuth2 (RFC 6749 §4.4
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ class ClientCredentialsToken:
         self._timeout = timeout
         self._token: str | None = None
         self._expires_at: datetime | None = None
+        self._lock = asyncio.Lock()  # shared by several APIs: one request for a token they all wait for
         self.requests = 0
         """Token requests sent so far."""
 
@@ -65,8 +67,19 @@ class ClientCredentialsToken:
     async def get(self, now: datetime) -> str:
         """A valid access token: the cached one, or a new one from the token endpoint."""
         now = require_aware(now).astimezone(UTC)
+        if (cached := self._cached(now)) is not None:
+            return cached
+        async with self._lock:
+            if (cached := self._cached(now)) is not None:
+                return cached  # another caller fetched it while this one waited
+            return await self._fetch(now)
+
+    def _cached(self, now: datetime) -> str | None:
         if self._token is not None and self._expires_at is not None and now < self._expires_at:
             return self._token
+        return None
+
+    async def _fetch(self, now: datetime) -> str:
         self.requests += 1
         try:
             response = await request_json(
@@ -108,8 +121,30 @@ class ClientCredentialsToken:
         return token, timedelta(seconds=max(0.0, float(expires_in)))
 
 
+def rte_token(
+    session: aiohttp.ClientSession,
+    client_id: str,
+    client_secret: str,
+    *,
+    base_url: str = RTE_BASE_URL,
+    timeout: float = DEFAULT_TIMEOUT,
+    source: str = "RTE",
+) -> ClientCredentialsToken:
+    """The access token of one RTE application, to share between the APIs it subscribed to."""
+    base = validate_base_url(base_url)
+    validate_secret(client_id, field="client_id")
+    validate_secret(client_secret, field="client_secret")
+    return ClientCredentialsToken(
+        session, join_url(base, OAUTH_PATH), client_id, client_secret, source=source, timeout=timeout
+    )
+
+
 class RteApi:
-    """Authenticated GETs on one RTE API; a refused token is renewed once and the call retried."""
+    """Authenticated GETs on one RTE API; a refused token is renewed once and the call retried.
+
+    ``token``: the application's token shared with its other APIs (:func:`rte_token`); without it
+    this API gets a token of its own.
+    """
 
     def __init__(
         self,
@@ -120,15 +155,14 @@ class RteApi:
         source: str,
         base_url: str = RTE_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        token: ClientCredentialsToken | None = None,
     ) -> None:
         self._base = validate_base_url(base_url)
-        validate_secret(client_id, field="client_id")
-        validate_secret(client_secret, field="client_secret")
         self._session = session
         self._source = source
         self._timeout = timeout
-        self.token = ClientCredentialsToken(
-            session, join_url(self._base, OAUTH_PATH), client_id, client_secret, source=source, timeout=timeout
+        self.token = token or rte_token(
+            session, client_id, client_secret, base_url=base_url, timeout=timeout, source=source
         )
 
     async def get(self, path: str, now: datetime, params: Mapping[str, str] | None = None) -> JsonResponse:

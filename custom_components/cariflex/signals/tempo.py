@@ -31,7 +31,7 @@ import aiohttp
 
 from ._http import DEFAULT_TIMEOUT
 from .errors import SignalResponseError
-from .rte import RTE_BASE_URL, RteApi
+from .rte import RTE_BASE_URL, ClientCredentialsToken, RteApi
 from .timeutil import PARIS, local_midnight, parse_instant, require_aware
 
 TEMPO_PATH = "/open_api/tempo_like_supply_contract/v1/tempo_like_calendars"
@@ -170,15 +170,18 @@ class TempoClient:
         *,
         base_url: str = RTE_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        token: ClientCredentialsToken | None = None,
     ) -> None:
-        self._api = RteApi(session, client_id, client_secret, source="Tempo", base_url=base_url, timeout=timeout)
+        self._api = RteApi(
+            session, client_id, client_secret, source="Tempo", base_url=base_url, timeout=timeout, token=token
+        )
         self.calendar: TempoCalendar | None = None
         """The last calendar fetched."""
         self.last_success: datetime | None = None
 
     @property
     def api(self) -> RteApi:
-        """The authenticated RTE access (its token is shared by nothing else)."""
+        """The authenticated RTE access."""
         return self._api
 
     async def fetch(self, now: datetime) -> TempoCalendar:
