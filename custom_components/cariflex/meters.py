@@ -7,7 +7,7 @@ with the role "grid" feeds the energy manager when no Home Assistant sensor is c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 import logging
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,6 @@ from .const import (
     CONF_UNIT_ID,
     DOMAIN,
     METER_POLL_S,
-    ROLE_GRID,
 )
 from .modbus import TCP, ModbusDevice, ModbusError, Profile, Reading, Serial, load_profile
 
@@ -74,6 +73,7 @@ class MeterCoordinator(DataUpdateCoordinator[Reading]):
         title: str,
         settings: Mapping[str, Any],
         profile: Profile,
+        on_reading: Callable[[MeterCoordinator, Reading], None] | None = None,
     ) -> None:
         super().__init__(
             hass,
@@ -88,6 +88,7 @@ class MeterCoordinator(DataUpdateCoordinator[Reading]):
         self.profile = profile
         self.device = make_device(profile, settings)
         self.entry = entry
+        self._on_reading = on_reading
 
     @property
     def role(self) -> str:
@@ -113,8 +114,8 @@ class MeterCoordinator(DataUpdateCoordinator[Reading]):
                 translation_key="meter_read_failed",
                 translation_placeholders={"meter": self.title, "error": str(err)},
             ) from err
-        if self.role == ROLE_GRID and (energy := self.entry.runtime_data.energy) is not None:
-            energy.meter_moved(reading.power_w)
+        if self._on_reading is not None:
+            self._on_reading(self, reading)
         return reading
 
     async def async_close(self) -> None:

@@ -52,6 +52,7 @@ from .const import (
 from .coordinator import ChargerCoordinator
 from .energy import EnergyCoordinator, read_power_w
 from .meters import MeterCoordinator, async_load_profile
+from .modbus import Reading
 from .ocpp.model import Charger, Session
 from .ocpp.server import CentralSystem, build_ssl_context
 from .ocpp.site import ChargerConfig, SiteBackend, TransactionCounter, UnknownChargerPolicy
@@ -110,6 +111,7 @@ class CariflexRuntime:
         self.energy: EnergyCoordinator | None = None
         self.meters: dict[str, MeterCoordinator] = {}
         self._meter_callbacks: list[Callable[[MeterCoordinator], None]] = []
+        self._stopping = False
         self._meter_lock = asyncio.Lock()
         self._board_ids: set[str] = set()
         self._board_callbacks: list[Callable[[str, str], None]] = []
@@ -196,6 +198,7 @@ class CariflexRuntime:
 
     async def async_stop(self) -> None:
         """Close the ports, stop listening, write the state."""
+        self._stopping = True  # a meter sync still reading its device adds nothing any more
         if self.cloud is not None:
             await self.cloud.async_stop()
         if self.energy is not None:
@@ -438,9 +441,10 @@ class CariflexRuntime:
                 title=subentry.title,
                 settings=subentry.data,
                 profile=profile,
+                on_reading=self._meter_read,
             )
             await meter.async_refresh()
-            if subentry_id not in self.entry.subentries:  # removed while it was being read
+            if self._stopping or subentry_id not in self.entry.subentries:  # unloaded or removed meanwhile
                 await meter.async_close()
                 continue
             self._child_device(
@@ -453,6 +457,14 @@ class CariflexRuntime:
             self.meters[subentry_id] = meter
             for callback_fn in list(self._meter_callbacks):
                 callback_fn(meter)
+
+    def _meter_read(self, meter: MeterCoordinator, reading: Reading) -> None:
+        """A new reading: a jump at the grid meter starts an energy cycle at once.
+
+        Not through ``entry.runtime_data``: the first readings come before setup sets it.
+        """
+        if meter.role == ROLE_GRID and self.energy is not None:
+            self.energy.meter_moved(reading.power_w)
 
     def charger_for_device(self, device_id: str) -> Charger | None:
         """The charger behind a device registry id."""

@@ -291,3 +291,49 @@ async def test_pv_and_battery_devices_feed_the_energy_managers_inputs(
         for meter in modbus_site.runtime_data.meters.values():
             await meter.async_refresh()
         assert energy(modbus_site).site_inputs().genset_running
+
+
+async def test_a_restart_reads_the_grid_meter_at_once_without_errors(
+    hass: HomeAssistant, modbus_site: MockConfigEntry, sdm630: ProfileSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The meters' first reading comes before setup has set ``entry.runtime_data``."""
+    grid_power(sdm630, 2300)
+    caplog.clear()
+    assert await hass.config_entries.async_reload(modbus_site.entry_id)
+    await hass.async_block_till_done()
+    meter = modbus_site.runtime_data.grid_meter()
+    assert meter is not None
+    assert meter.last_update_success
+    assert meter.data.power_w == pytest.approx(2300, abs=1)
+    assert "Unexpected error" not in caplog.text
+
+
+async def test_a_meter_added_while_the_site_reloads_is_added_once(
+    hass: HomeAssistant, modbus_site: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An options change reloads the site while the new device's first reading is in flight."""
+    inverter = ProfileSimulator(load_profile("sunspec"), {"pv_power_w": 4200.0}, sunspec_models=[1, 103])
+    async with inverter:
+        form = await meter_flow(hass, modbus_site, "tcp")
+        caplog.clear()
+        result = await hass.config_entries.subentries.async_configure(
+            form["flow_id"],
+            {
+                "name": "Roof PV",
+                "profile": "sunspec",
+                "host": "127.0.0.1",
+                "port": inverter.port,
+                "unit_id": 1,
+                "role": "pv",
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        # The listener's sync of the old runtime is reading the inverter; the site reloads meanwhile.
+        assert await hass.config_entries.async_reload(modbus_site.entry_id)
+        await hass.async_block_till_done()
+        assert "does not generate unique IDs" not in caplog.text
+        assert "Unexpected error" not in caplog.text
+        await wait_for(lambda: state_of(hass, "sensor.roof_pv_pv_power") not in (None, "unavailable", "unknown"))
+        assert float(state_of(hass, "sensor.roof_pv_pv_power")) == pytest.approx(4200, abs=1)
+        # The old runtime's device connection was closed, not left polling.
+        assert len([m for m in modbus_site.runtime_data.meters.values() if m.role == "pv"]) == 1
