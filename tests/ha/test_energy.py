@@ -227,7 +227,11 @@ async def test_charger_that_refuses_setpoints_is_retried_less_and_less_often_and
 
     async def refused(count: int) -> None:
         # The central system heard the refusal (each setpoint is sent from a task of its own).
-        await wait_for(lambda: sent() == count and coordinator._refused["CP1/1"].count == count)
+        def heard() -> bool:
+            refusal = coordinator._refused.get("CP1/1")
+            return sent() == count and refusal is not None and refusal.count == count
+
+        await wait_for(heard)
 
     await cycle(hass, ems_site)
     await refused(1)
