@@ -7,10 +7,11 @@ import logging
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, device_registry as dr, issue_registry as ir
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_WS_PORT, CONF_WSS_PORT, DOMAIN
+from .issues import async_delete_entry_issues
 from .runtime import CariflexConfigEntry, CariflexRuntime, entry_setting
 from .services import async_setup_services
 
@@ -65,11 +66,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: CariflexConfigEntry) ->
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: CariflexConfigEntry) -> None:
-    """The site is deleted: its repair issues go with it (they outlive restarts, not the site)."""
-    registry = ir.async_get(hass)
-    for domain, issue_id in list(registry.issues):
-        if domain == DOMAIN and (issue_id.endswith(f"_{entry.entry_id}") or f"_{entry.entry_id}_" in issue_id):
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    """The site is deleted: its repair issues go with it."""
+    async_delete_entry_issues(hass, entry.entry_id)
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: CariflexConfigEntry) -> None:

@@ -29,7 +29,8 @@ class RepairIssue:
         self.hass = hass
         self.key = key
         self.issue_id = f"{key}_{entry_id}" if suffix is None else f"{key}_{entry_id}_{suffix}"
-        """``<key>_<entry id>``, or ``<key>_<entry id>_<suffix>`` for one of several (a charger's)."""
+        """``<key>_<entry id>``, or ``<key>_<entry id>_<suffix>`` for one of several (a charger's):
+        :func:`async_delete_entry_issues` relies on this form."""
         self.severity = severity
         # An issue raised before a restart is still in the registry: clearing it must remove it.
         self.open = ir.async_get(hass).async_get_issue(DOMAIN, self.issue_id) is not None
@@ -53,3 +54,11 @@ class RepairIssue:
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         self.open = active
         return True
+
+
+@callback
+def async_delete_entry_issues(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete every repair issue of a site entry (the site is deleted: they outlive restarts, not it)."""
+    for domain, issue_id in list(ir.async_get(hass).issues):
+        if domain == DOMAIN and (issue_id.endswith(f"_{entry_id}") or f"_{entry_id}_" in issue_id):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
