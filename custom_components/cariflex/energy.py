@@ -208,6 +208,11 @@ def session_id(charger_id: str, connector_id: int) -> str:
     return f"{charger_id}/{connector_id}"
 
 
+def charger_of(key: str) -> str:
+    """The charger of a connector's EMS id (:func:`session_id`)."""
+    return key.rpartition("/")[0]
+
+
 def read_number(state: State | None) -> float | None:
     """A sensor's numeric value, None when it has none (unavailable, unknown, not a number)."""
     if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
@@ -946,7 +951,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
             _LOGGER.warning("%s: setpoint %s; trying again in %.0f s", key, what, wait)
         else:
             _LOGGER.debug("%s: setpoint %s (%d in a row); trying again in %.0f s", key, what, count, wait)
-        charger_id = key.rpartition("/")[0]
+        charger_id = charger_of(key)
         if count >= REFUSALS_FOR_ISSUE:
             issue = self._refusal_issue(charger_id)
             if issue.set(True, {"charger": charger_id, "answer": answer, "count": str(count)}):
@@ -957,7 +962,7 @@ class EnergyCoordinator(DataUpdateCoordinator[EnergyState]):
         if refusal is not None:
             _LOGGER.info("%s: setpoint accepted again after %d refusal(s)", key, refusal.count)
         # Also an issue left from before a restart: the registry knows it, this cycle does not.
-        self._refusal_issue(key.rpartition("/")[0]).set(False)
+        self._refusal_issue(charger_of(key)).set(False)
 
     def _refusal_issue(self, charger_id: str) -> RepairIssue:
         issue = self._refusal_issues.get(charger_id)
