@@ -14,6 +14,7 @@ from ocpp.v16 import call as call16
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockModule, mock_integration, mock_platform
 
+from custom_components.cariflex.ems.planner import Plan
 from custom_components.cariflex.ems.regulator import Regulator
 from custom_components.cariflex.energy import EmsMode, EnergyCoordinator
 from custom_components.cariflex.planning import next_departure, pv_forecast_w, slot_start
@@ -38,19 +39,9 @@ async def test_a_car_with_a_departure_and_a_need_waits_for_the_cheap_hours(
     cheap_from, cheap_to = now + timedelta(hours=2), now + timedelta(hours=6)
     schedule = f"{local_hhmm(cheap_from)}-{local_hhmm(cheap_to)}"
     entry, energy = await planned_site(hass, ws_port, offpeak_schedule=schedule, price_peak=0.30, price_offpeak=0.10)
-    cp = await chargers("CP1")
-    await cp.status(1, "Charging")
-    await cp.start_transaction(1, "TAG-1")
-    await energy.async_refresh()
-    await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)  # no plan yet: as fast as the site allows
-
     # The driver says: 20 kWh, leaving in 8 hours.
     leave = now + timedelta(hours=8)
-    await set_number(hass, "number.cp1_energy_to_add", 20)
-    await set_departure(hass, leave)
-    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
-    plan = energy.planning.plan
-    assert plan is not None
+    cp, plan = await plan_a_need(chargers, hass, energy, 20, leave)
     session = plan.sessions["CP1/1"]
     assert session.unmet_kwh == pytest.approx(0, abs=0.01)
     assert session.energy_kwh >= 20 - 0.01
@@ -154,6 +145,23 @@ async def set_departure(hass: HomeAssistant, leave: datetime) -> None:
         {"entity_id": "time.cp1_departure", "time": dt_util.as_local(leave).strftime("%H:%M:%S")},
         blocking=True,
     )
+
+
+async def plan_a_need(
+    chargers: ChargerFactory, hass: HomeAssistant, energy: EnergyCoordinator, kwh: float, leave: datetime
+) -> tuple[Any, Plan]:
+    """CP1 charging as fast as the site allows (no plan yet), then the driver's need and departure: its plan."""
+    cp = await chargers("CP1")
+    await cp.status(1, "Charging")
+    await cp.start_transaction(1, "TAG-1")
+    await energy.async_refresh()
+    await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)
+    await set_number(hass, "number.cp1_energy_to_add", kwh)
+    await set_departure(hass, leave)
+    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
+    plan = energy.planning.plan
+    assert plan is not None
+    return cp, plan
 
 
 async def report_soc(cp: Any, soc: float) -> None:
@@ -271,18 +279,8 @@ async def test_a_sunny_forecast_holds_grid_charging_until_the_sun_covers_the_nee
     if source == "dashboard":
         await wait_for(lambda: len(energy.planning.dashboard.entries) == 1, timeout=10)
         assert energy.planning.dashboard.watts(start)[:24] == [0.0] * 8 + [9000.0] * 16
-    cp = await chargers("CP1")
-    await cp.status(1, "Charging")
-    await cp.start_transaction(1, "TAG-1")
-    await energy.async_refresh()
-    await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)
-
     # 20 kWh before leaving in 8 h: the forecast covers it between 2 h and 6 h, so nothing from the grid now.
-    await set_number(hass, "number.cp1_energy_to_add", 20)
-    await set_departure(hass, now + timedelta(hours=8))
-    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
-    plan = energy.planning.plan
-    assert plan is not None
+    cp, plan = await plan_a_need(chargers, hass, energy, 20, now + timedelta(hours=8))
     session = plan.sessions["CP1/1"]
     assert session.unmet_kwh == pytest.approx(0, abs=0.01)
     assert all(watts == 0 for watts in session.power_w[:7])  # before the sun: held back
@@ -311,17 +309,7 @@ async def test_a_feed_in_above_the_off_peak_price_sells_the_sun_and_charges_off_
         price_feed_in=0.13,  # an older surplus contract: the sun earns more on the grid than off-peak costs
         **options,
     )
-    cp = await chargers("CP1")
-    await cp.status(1, "Charging")
-    await cp.start_transaction(1, "TAG-1")
-    await energy.async_refresh()
-    await wait_for(lambda: cp.connectors[1].limit_a == 31, timeout=10)
-
-    await set_number(hass, "number.cp1_energy_to_add", 20)
-    await set_departure(hass, now + timedelta(hours=10))
-    await wait_for(lambda: energy.planning.plan is not None, timeout=20)
-    plan = energy.planning.plan
-    assert plan is not None
+    _, plan = await plan_a_need(chargers, hass, energy, 20, now + timedelta(hours=10))
     session = plan.sessions["CP1/1"]
     assert session.unmet_kwh == pytest.approx(0, abs=0.01)
     assert all(watts == 0 for watts in session.power_w[:24])  # neither the peak hours nor the sun
